@@ -1,0 +1,14 @@
+/* GET /localapi/v0/whois?addr=... */
+#ifndef TSL_WHOIS_H
+#define TSL_WHOIS_H
+
+#include "tsl_client.h"
+#include "tsl_identity.h"
+
+/* Ask tailscaled who owns ip:port (port 0: IP only). 404 gives
+ * TSL_ERR_NOT_FOUND ("no match for IP:port"); other failures keep
+ * tailscaled's status and text. */
+tsl_code tsl_whois(tsl_client *c, apr_pool_t *p, const char *ip, int port,
+                   tsl_identity **out, tsl_result *res);
+
+#endif
