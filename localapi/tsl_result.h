@@ -49,4 +49,8 @@ const char *tsl_code_hint(tsl_code code);
  * (as opposed to a definite answer such as NOT_FOUND or DENIED). */
 int tsl_code_is_unavailable(tsl_code code);
 
+/* Like tsl_code_is_unavailable() but looks at the status too: TSL_ERR_HTTP
+ * counts as unavailable only for 5xx (or no status). */
+int tsl_result_is_unavailable(const tsl_result *res);
+
 #endif

@@ -1,0 +1,123 @@
+/* Result codes, their names and operator hints. */
+#include <stdarg.h>
+#include <apr_strings.h>
+#include "tsl_result.h"
+
+void tsl_result_init(tsl_result *res)
+{
+    if (!res) {
+        return;
+    }
+    res->code = TSL_OK;
+    res->http_status = 0;
+    res->text = "";
+    res->retry_after = -1;
+}
+
+tsl_code tsl_result_set(tsl_result *res, apr_pool_t *p, tsl_code code,
+                        const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!res) {
+        return code;
+    }
+    res->code = code;
+    va_start(ap, fmt);
+    res->text = apr_pvsprintf(p, fmt, ap);
+    va_end(ap);
+    if (!res->text) {
+        res->text = "";
+    }
+    return code;
+}
+
+const char *tsl_code_name(tsl_code code)
+{
+    switch (code) {
+    case TSL_OK:                 return "ok";
+    case TSL_ERR_INVALID:        return "invalid";
+    case TSL_ERR_SOCKET_MISSING: return "socket-missing";
+    case TSL_ERR_CONNECT:        return "connect";
+    case TSL_ERR_TIMEOUT:        return "timeout";
+    case TSL_ERR_TRANSPORT:      return "transport";
+    case TSL_ERR_TOO_LARGE:      return "too-large";
+    case TSL_ERR_NOT_FOUND:      return "not-found";
+    case TSL_ERR_DENIED:         return "denied";
+    case TSL_ERR_RATE_LIMITED:   return "rate-limited";
+    case TSL_ERR_HTTP:           return "http";
+    case TSL_ERR_PARSE:          return "parse";
+    case TSL_ERR_CERT:           return "cert";
+    }
+    return "unknown";
+}
+
+const char *tsl_code_hint(tsl_code code)
+{
+    switch (code) {
+    case TSL_OK:
+        return "nothing to do";
+    case TSL_ERR_INVALID:
+        return "check the value given in the configuration or on the command line";
+    case TSL_ERR_SOCKET_MISSING:
+        return "is tailscaled running? check the socket path (tailscale status)";
+    case TSL_ERR_CONNECT:
+        return "tailscaled does not accept connections on the socket: check that it "
+               "is running and that this user may open the socket";
+    case TSL_ERR_TIMEOUT:
+        return "tailscaled did not answer in time: check its health (tailscale status); "
+               "a first certificate can take a minute, so allow a long timeout for it";
+    case TSL_ERR_TRANSPORT:
+        return "the connection to tailscaled broke: check that the socket belongs to "
+               "tailscaled and that tailscaled is healthy";
+    case TSL_ERR_TOO_LARGE:
+        return "the answer exceeded the response size limit: check what listens on "
+               "the socket, or raise the limit";
+    case TSL_ERR_NOT_FOUND:
+        return "the address is not a node of this tailnet (or not visible to this node)";
+    case TSL_ERR_DENIED:
+        return "for certificates run httpd's parent as root, make it the operator "
+               "(tailscale set --operator=USER) or set TS_PERMIT_CERT_UID";
+    case TSL_ERR_RATE_LIMITED:
+        return "the certificate authority is rate limiting this domain: wait for the "
+               "Retry-After time before asking again";
+    case TSL_ERR_HTTP:
+        return "tailscaled refused the request: read its message (for certificates: "
+               "enable HTTPS in the admin console and use a name from CertDomains)";
+    case TSL_ERR_PARSE:
+        return "tailscaled's answer was not understood: check the tailscaled version "
+               "and what listens on the socket";
+    case TSL_ERR_CERT:
+        return "the certificate is not usable: check the domain against CertDomains "
+               "(tailscale status --json) and the system clock";
+    }
+    return "unknown result code";
+}
+
+int tsl_code_is_unavailable(tsl_code code)
+{
+    switch (code) {
+    case TSL_ERR_SOCKET_MISSING:
+    case TSL_ERR_CONNECT:
+    case TSL_ERR_TIMEOUT:
+    case TSL_ERR_TRANSPORT:
+    case TSL_ERR_TOO_LARGE:
+    case TSL_ERR_HTTP:
+    case TSL_ERR_PARSE:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int tsl_result_is_unavailable(const tsl_result *res)
+{
+    if (!res) {
+        return 0;
+    }
+    if (res->code == TSL_ERR_HTTP) {
+        /* A 4xx other than 403/404/429 is a definite (if odd) answer. */
+        return res->http_status == 0 || res->http_status >= 500;
+    }
+    return tsl_code_is_unavailable(res->code);
+}

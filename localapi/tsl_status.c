@@ -1,0 +1,228 @@
+/* GET /localapi/v0/status?peers=false, reduced to what a web server needs. */
+#include <string.h>
+#include <strings.h>
+#include <jansson.h>
+#include <apr_strings.h>
+#include "tsl_status.h"
+
+static const char *strip_dot(apr_pool_t *p, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n > 0 && s[n - 1] == '.') {
+        return apr_pstrndup(p, s, n - 1);
+    }
+    return s;
+}
+
+static const char *st_string(apr_pool_t *p, json_t *obj, const char *where,
+                             const char *key, int required, const char **out)
+{
+    json_t *v = obj ? json_object_get(obj, key) : NULL;
+
+    *out = "";
+    if (!v || json_is_null(v)) {
+        return required ? apr_psprintf(p, "status answer has no %s%s", where, key)
+                        : NULL;
+    }
+    if (!json_is_string(v)) {
+        return apr_psprintf(p, "status answer: %s%s is not a string", where, key);
+    }
+    *out = apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
+    return NULL;
+}
+
+static const char *st_strings(apr_pool_t *p, json_t *obj, const char *key,
+                              apr_array_header_t **out)
+{
+    json_t *v = json_object_get(obj, key), *e;
+    size_t i;
+
+    *out = apr_array_make(p, 4, sizeof(const char *));
+    if (!v || json_is_null(v)) {
+        return NULL;
+    }
+    if (!json_is_array(v)) {
+        return apr_psprintf(p, "status answer: %s is not an array", key);
+    }
+    json_array_foreach(v, i, e) {
+        if (!json_is_string(e)) {
+            return apr_psprintf(p, "status answer: %s has a non-string element", key);
+        }
+        APR_ARRAY_PUSH(*out, const char *) =
+            apr_pstrmemdup(p, json_string_value(e), json_string_length(e));
+    }
+    return NULL;
+}
+
+static const char *st_object(json_t *root, const char *key, json_t **out)
+{
+    json_t *v = json_object_get(root, key);
+
+    *out = NULL;
+    if (!v || json_is_null(v)) {
+        return NULL;
+    }
+    if (!json_is_object(v)) {
+        return key;
+    }
+    *out = v;
+    return NULL;
+}
+
+static const char *fill_status(apr_pool_t *p, json_t *root, tsl_status *st)
+{
+    json_t *self, *tn;
+    const char *err, *dns, *suffix;
+
+    if (!json_is_object(root)) {
+        return "status answer is not a JSON object";
+    }
+    if ((err = st_object(root, "Self", &self))
+        || (err = st_object(root, "CurrentTailnet", &tn))) {
+        return apr_psprintf(p, "status answer: %s is not an object", err);
+    }
+    if ((err = st_string(p, root, "", "Version", 0, &st->version))
+        || (err = st_string(p, root, "", "BackendState", 1, &st->backend_state))
+        || (err = st_string(p, self, "Self.", "DNSName", 0, &dns))
+        || (err = st_string(p, tn, "CurrentTailnet.", "Name", 0, &st->tailnet_name))
+        || (err = st_string(p, tn, "CurrentTailnet.", "MagicDNSSuffix", 0,
+                            &st->magic_dns_suffix))
+        || (err = st_string(p, root, "", "MagicDNSSuffix", 0, &suffix))
+        || (err = st_strings(p, root, "CertDomains", &st->cert_domains))
+        || (err = st_strings(p, root, "TailscaleIPs", &st->self_ips))) {
+        return err;
+    }
+    if (!*st->backend_state) {
+        return "status answer has an empty BackendState";
+    }
+    st->self_dns_name = strip_dot(p, dns);
+    if (!*st->magic_dns_suffix) {
+        st->magic_dns_suffix = suffix;   /* older daemons, or no CurrentTailnet */
+    }
+    st->magic_dns_suffix = strip_dot(p, st->magic_dns_suffix);
+    return NULL;
+}
+
+tsl_code tsl_status_parse(apr_pool_t *p, const char *json, apr_size_t len,
+                          tsl_status **out, tsl_result *res)
+{
+    json_error_t jerr;
+    json_t *root;
+    tsl_status *st;
+    const char *err;
+
+    tsl_result_init(res);
+    *out = NULL;
+    if (!json || len == 0) {
+        return tsl_result_set(res, p, TSL_ERR_PARSE, "status answer is empty");
+    }
+    root = json_loadb(json, len, 0, &jerr);
+    if (!root) {
+        return tsl_result_set(res, p, TSL_ERR_PARSE,
+                              "status answer is not valid JSON: %s (line %d, "
+                              "column %d)", jerr.text, jerr.line, jerr.column);
+    }
+    st = apr_pcalloc(p, sizeof(*st));
+    err = fill_status(p, root, st);
+    json_decref(root);
+    if (err) {
+        return tsl_result_set(res, p, TSL_ERR_PARSE, "%s", err);
+    }
+    *out = st;
+    return TSL_OK;
+}
+
+tsl_code tsl_status_get(tsl_client *c, apr_pool_t *p, tsl_status **out,
+                        tsl_result *res)
+{
+    tsl_response *resp;
+    tsl_code code;
+    int status;
+
+    *out = NULL;
+    code = tsl_client_get(c, p, "status?peers=false", 0, &resp, res);
+    if (code != TSL_OK) {
+        return code;
+    }
+    status = resp->status;
+    if (status != 200) {
+        return tsl_result_from_response(res, p, resp);
+    }
+    code = tsl_status_parse(p, resp->body, resp->body_len, out, res);
+    res->http_status = status;
+    return code;
+}
+
+int tsl_status_cert_domain_ok(const tsl_status *st, const char *domain)
+{
+    size_t n;
+    int i, wildcard;
+
+    if (!st || !st->cert_domains || !domain) {
+        return 0;
+    }
+    n = strlen(domain);
+    if (n > 0 && domain[n - 1] == '.') {
+        n--;
+    }
+    wildcard = n > 2 && domain[0] == '*' && domain[1] == '.';
+    for (i = 0; i < st->cert_domains->nelts; i++) {
+        const char *d = APR_ARRAY_IDX(st->cert_domains, i, const char *);
+        size_t dn = strlen(d);
+        if (dn > 0 && d[dn - 1] == '.') {
+            dn--;
+        }
+        if (dn == 0) {
+            continue;
+        }
+        if (dn == n && strncasecmp(d, domain, n) == 0) {
+            return 1;
+        }
+        if (wildcard && dn == n - 2 && strncasecmp(d, domain + 2, dn) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Go's %q for one string: printable ASCII as is, ", \ and the rest escaped. */
+static const char *go_quote(apr_pool_t *p, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *out = apr_palloc(p, 4 * strlen(s) + 3), *o = out;
+    const unsigned char *u;
+
+    *o++ = '"';
+    for (u = (const unsigned char *)s; *u; u++) {
+        if (*u == '"' || *u == '\\') {
+            *o++ = '\\';
+            *o++ = (char)*u;
+        }
+        else if (*u >= 0x20 && *u != 0x7f) {
+            *o++ = (char)*u;   /* UTF-8 of printable runes stays as is */
+        }
+        else {
+            *o++ = '\\';
+            *o++ = 'x';
+            *o++ = hex[*u >> 4];
+            *o++ = hex[*u & 0xf];
+        }
+    }
+    *o++ = '"';
+    *o = '\0';
+    return out;
+}
+
+const char *tsl_status_cert_domains_str(apr_pool_t *p, const tsl_status *st)
+{
+    const char *s = "[";
+    int i;
+
+    for (i = 0; st && st->cert_domains && i < st->cert_domains->nelts; i++) {
+        s = apr_pstrcat(p, s, i ? " " : "",
+                        go_quote(p, APR_ARRAY_IDX(st->cert_domains, i, const char *)),
+                        NULL);
+    }
+    return apr_pstrcat(p, s, "]", NULL);
+}

@@ -1,0 +1,35 @@
+/* GET /localapi/v0/whois?addr=<ip[:port]> */
+#include <apr_strings.h>
+#include "tsl_whois.h"
+#include "tsl_addr.h"
+
+tsl_code tsl_whois(tsl_client *c, apr_pool_t *p, const char *ip, int port,
+                   tsl_identity **out, tsl_result *res)
+{
+    const char *addr;
+    tsl_response *resp;
+    tsl_code code;
+    int status;
+
+    tsl_result_init(res);
+    *out = NULL;
+    addr = tsl_addr_format(p, ip, port);
+    if (!addr) {
+        return tsl_result_set(res, p, TSL_ERR_INVALID,
+                              "whois: \"%s\" port %d is not an IP address and port",
+                              ip ? ip : "", port);
+    }
+    code = tsl_client_get(c, p, apr_pstrcat(p, "whois?addr=",
+                                            tsl_query_escape(p, addr), NULL),
+                          0, &resp, res);
+    if (code != TSL_OK) {
+        return code;
+    }
+    status = resp->status;
+    if (status != 200) {
+        return tsl_result_from_response(res, p, resp);
+    }
+    code = tsl_identity_parse(p, resp->body, resp->body_len, out, res);
+    res->http_status = status;
+    return code;
+}
