@@ -1,0 +1,44 @@
+/* mod_authnz_tailscale: the per-process identity cache.
+ *
+ * Bounded (LRU eviction), entries expire after their TTL, definite answers
+ * only (an identity, or "not a tailnet peer").  Concurrent misses for one key
+ * are collapsed: one thread asks tailscaled, the others wait for its answer.
+ * Thread-safe; memory lives in a private pool with its own allocator.
+ */
+#ifndef AZT_CACHE_H
+#define AZT_CACHE_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+#include "tsl_identity.h"
+#include "tsl_result.h"
+
+typedef struct azt_cache azt_cache;
+
+typedef enum {
+    AZT_CACHE_HIT,     /* *code (TSL_OK or TSL_ERR_NOT_FOUND) and *id filled */
+    AZT_CACHE_MISS,    /* caller owns the lookup: must call put() or abandon() */
+    AZT_CACHE_BYPASS   /* another thread's lookup did not finish in time: ask
+                        * tailscaled yourself, without put()/abandon() */
+} azt_cache_outcome;
+
+/* Create a cache of at most max_entries (0: every get() misses). Freed with p. */
+azt_cache *azt_cache_create(apr_pool_t *p, int max_entries);
+
+/* Look key up at time now. On a hit the identity is copied into p. When the
+ * key is being looked up by another thread, wait up to wait_max for it. */
+azt_cache_outcome azt_cache_get(azt_cache *c, const char *key, apr_time_t now,
+                                apr_interval_time_t wait_max, apr_pool_t *p,
+                                tsl_code *code, tsl_identity **id);
+
+/* Store the answer for a key obtained by a MISS (id NULL for NOT_FOUND). */
+void azt_cache_put(azt_cache *c, const char *key, tsl_code code,
+                   const tsl_identity *id, apr_time_t expires);
+
+/* Give up a MISS without an answer to store (tailscaled unavailable). */
+void azt_cache_abandon(azt_cache *c, const char *key);
+
+/* Number of entries currently held (including in-flight ones). */
+int azt_cache_count(azt_cache *c);
+
+#endif

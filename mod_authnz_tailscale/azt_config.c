@@ -1,0 +1,300 @@
+/* mod_authnz_tailscale: directives, their parsing and merging. */
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <apr_strings.h>
+
+#include "tsl_client.h"
+#include "tsl_result.h"
+#include "azt_config.h"
+
+#define AZT_DEFAULT_TTL          apr_time_from_sec(10)
+#define AZT_DEFAULT_NEGATIVE_TTL apr_time_from_sec(5)
+#define AZT_DEFAULT_TIMEOUT      apr_time_from_sec(2)
+#define AZT_DEFAULT_CACHE_SIZE   1000
+#define AZT_MAX_CACHE_SIZE       1000000
+
+void *azt_create_server_conf(apr_pool_t *p, server_rec *s)
+{
+    azt_server_conf *sc = apr_pcalloc(p, sizeof(*sc));
+    sc->ttl = AZT_UNSET;
+    sc->negative_ttl = AZT_UNSET;
+    sc->timeout = AZT_UNSET;
+    sc->cache_size = AZT_UNSET;
+    sc->strip_headers = AZT_UNSET;
+    return sc;
+}
+
+void *azt_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    azt_server_conf *base = basev, *add = addv;
+    azt_server_conf *sc = apr_pcalloc(p, sizeof(*sc));
+    sc->socket_path = add->socket_path ? add->socket_path : base->socket_path;
+    sc->socket_spec = add->socket_path ? add->socket_spec : base->socket_spec;
+    sc->ttl = add->ttl != AZT_UNSET ? add->ttl : base->ttl;
+    sc->negative_ttl = add->negative_ttl != AZT_UNSET ? add->negative_ttl : base->negative_ttl;
+    sc->timeout = add->timeout != AZT_UNSET ? add->timeout : base->timeout;
+    sc->cache_size = add->cache_size != AZT_UNSET ? add->cache_size : base->cache_size;
+    sc->proxies = add->proxies ? add->proxies : base->proxies;
+    sc->strip_headers = add->strip_headers != AZT_UNSET ? add->strip_headers
+                                                         : base->strip_headers;
+    return sc;
+}
+
+void *azt_create_dir_conf(apr_pool_t *p, char *dir)
+{
+    azt_dir_conf *dc = apr_pcalloc(p, sizeof(*dc));
+    dc->headers = AZT_UNSET;
+    dc->tagged_user = AZT_TAGGED_USER_UNSET;
+    dc->unavailable = AZT_UNAVAILABLE_UNSET;
+    return dc;
+}
+
+void *azt_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    azt_dir_conf *base = basev, *add = addv;
+    azt_dir_conf *dc = apr_pcalloc(p, sizeof(*dc));
+    dc->headers = add->headers != AZT_UNSET ? add->headers : base->headers;
+    dc->accept_caps = add->accept_caps ? add->accept_caps : base->accept_caps;
+    dc->tagged_user = add->tagged_user != AZT_TAGGED_USER_UNSET ? add->tagged_user
+                                                                : base->tagged_user;
+    dc->unavailable = add->unavailable != AZT_UNAVAILABLE_UNSET ? add->unavailable
+                                                                : base->unavailable;
+    dc->uses_tailscale = add->uses_tailscale || base->uses_tailscale;
+    return dc;
+}
+
+const char *azt_conf_socket(const azt_server_conf *sc)
+{
+    return sc->socket_path ? sc->socket_path : tsl_socket_default();
+}
+
+apr_interval_time_t azt_conf_ttl(const azt_server_conf *sc)
+{
+    return sc->ttl != AZT_UNSET ? sc->ttl : AZT_DEFAULT_TTL;
+}
+
+apr_interval_time_t azt_conf_negative_ttl(const azt_server_conf *sc)
+{
+    return sc->negative_ttl != AZT_UNSET ? sc->negative_ttl : AZT_DEFAULT_NEGATIVE_TTL;
+}
+
+apr_interval_time_t azt_conf_timeout(const azt_server_conf *sc)
+{
+    return sc->timeout != AZT_UNSET ? sc->timeout : AZT_DEFAULT_TIMEOUT;
+}
+
+int azt_conf_cache_size(const azt_server_conf *sc)
+{
+    return sc->cache_size != AZT_UNSET ? sc->cache_size : AZT_DEFAULT_CACHE_SIZE;
+}
+
+int azt_conf_headers(const azt_dir_conf *dc)
+{
+    return dc->headers == 1;
+}
+
+azt_tagged_user azt_conf_tagged_user(const azt_dir_conf *dc)
+{
+    return dc->tagged_user != AZT_TAGGED_USER_UNSET ? dc->tagged_user : AZT_TAGGED_USER_OFF;
+}
+
+azt_unavailable azt_conf_unavailable(const azt_dir_conf *dc)
+{
+    return dc->unavailable != AZT_UNAVAILABLE_UNSET ? dc->unavailable : AZT_UNAVAILABLE_ERROR;
+}
+
+azt_server_conf *azt_server_conf_get(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &authnz_tailscale_module);
+}
+
+azt_dir_conf *azt_dir_conf_get(request_rec *r)
+{
+    return ap_get_module_config(r->per_dir_config, &authnz_tailscale_module);
+}
+
+/* ---- directive handlers ---------------------------------------------- */
+
+static const char *set_socket(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    azt_server_conf *sc = azt_server_conf_get(cmd->server);
+    tsl_result res;
+    const char *path;
+
+    tsl_result_init(&res);
+    if (tsl_socket_parse(cmd->pool, arg, &path, &res) != TSL_OK) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, res.text);
+    }
+    sc->socket_path = path;
+    sc->socket_spec = arg;
+    return NULL;
+}
+
+static const char *parse_duration(cmd_parms *cmd, const char *arg,
+                                  apr_interval_time_t min, apr_interval_time_t *out)
+{
+    apr_interval_time_t t;
+
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t < min) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not a valid duration; give seconds "
+                            "(e.g. 10) or a value with a unit (500ms, 2s, 5m)%s",
+                            cmd->cmd->name, arg,
+                            min > 0 ? ", greater than zero" : "");
+    }
+    *out = t;
+    return NULL;
+}
+
+static const char *set_ttl(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return parse_duration(cmd, arg, 0, &azt_server_conf_get(cmd->server)->ttl);
+}
+
+static const char *set_negative_ttl(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return parse_duration(cmd, arg, 0, &azt_server_conf_get(cmd->server)->negative_ttl);
+}
+
+static const char *set_timeout(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return parse_duration(cmd, arg, 1, &azt_server_conf_get(cmd->server)->timeout);
+}
+
+static const char *set_cache_size(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    char *end;
+    apr_int64_t n = apr_strtoi64(arg, &end, 10);
+
+    if (*arg == '\0' || *end != '\0' || n < 0 || n > AZT_MAX_CACHE_SIZE) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not a number of entries between 0 "
+                            "(no shared cache) and %d",
+                            cmd->cmd->name, arg, AZT_MAX_CACHE_SIZE);
+    }
+    azt_server_conf_get(cmd->server)->cache_size = (int)n;
+    return NULL;
+}
+
+static const char *add_proxy(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    azt_server_conf *sc = azt_server_conf_get(cmd->server);
+    azt_proxy *px;
+
+    if (!sc->proxies) {
+        sc->proxies = apr_array_make(cmd->pool, 4, sizeof(azt_proxy));
+    }
+    px = apr_array_push(sc->proxies);
+    px->spec = arg;
+    px->tag = NULL;
+    px->subnet = NULL;
+    if (strncmp(arg, "tag:", 4) == 0) {
+        if (arg[4] == '\0' || ap_strchr_c(arg, ' ')) {
+            return apr_psprintf(cmd->pool, "%s: '%s' is not a tag; write tag:NAME",
+                                cmd->cmd->name, arg);
+        }
+        px->tag = arg;
+    }
+    else {
+        char *ip = apr_pstrdup(cmd->pool, arg);
+        char *mask = ap_strchr(ip, '/');
+        apr_status_t rv;
+
+        if (mask) {
+            *mask++ = '\0';
+        }
+        rv = apr_ipsubnet_create(&px->subnet, ip, mask, cmd->pool);
+        if (rv != APR_SUCCESS || (!strchr(ip, '.') && !strchr(ip, ':'))) {
+            return apr_psprintf(cmd->pool,
+                                "%s: '%s' is neither an IP address, a CIDR range "
+                                "(100.64.0.10, 100.64.0.0/10, fd7a:115c:a1e0::/48) "
+                                "nor a tag (tag:edge)", cmd->cmd->name, arg);
+        }
+    }
+    return NULL;
+}
+
+static const char *set_strip(cmd_parms *cmd, void *dummy, int flag)
+{
+    azt_server_conf_get(cmd->server)->strip_headers = flag;
+    return NULL;
+}
+
+static const char *set_headers(cmd_parms *cmd, void *dcv, int flag)
+{
+    ((azt_dir_conf *)dcv)->headers = flag;
+    return NULL;
+}
+
+static const char *add_accept_cap(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    azt_dir_conf *dc = dcv;
+
+    if (!dc->accept_caps) {
+        dc->accept_caps = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    }
+    if (!*arg || ap_strchr_c(arg, ',')) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not a capability name; list names separated "
+                            "by spaces, e.g. example.com/cap/web", cmd->cmd->name, arg);
+    }
+    APR_ARRAY_PUSH(dc->accept_caps, const char *) = arg;
+    return NULL;
+}
+
+static const char *set_tagged_user(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    azt_dir_conf *dc = dcv;
+
+    if (!strcasecmp(arg, "off")) dc->tagged_user = AZT_TAGGED_USER_OFF;
+    else if (!strcasecmp(arg, "node")) dc->tagged_user = AZT_TAGGED_USER_NODE;
+    else if (!strcasecmp(arg, "tags")) dc->tagged_user = AZT_TAGGED_USER_TAGS;
+    else {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not one of off, node, tags",
+                            cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
+static const char *set_unavailable(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    azt_dir_conf *dc = dcv;
+
+    if (!strcasecmp(arg, "error")) dc->unavailable = AZT_UNAVAILABLE_ERROR;
+    else if (!strcasecmp(arg, "deny")) dc->unavailable = AZT_UNAVAILABLE_DENY;
+    else {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not one of error (503, the default) or deny "
+                            "(tailscale rules deny, other Require rules still decide)",
+                            cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
+const command_rec azt_cmds[] = {
+    AP_INIT_TAKE1("AuthTailscaleURL", set_socket, NULL, RSRC_CONF,
+                  "tailscaled LocalAPI socket: a path or file://localhost/<path>"),
+    AP_INIT_TAKE1("AuthTailscaleCacheTimeout", set_ttl, NULL, RSRC_CONF,
+                  "how long a tailnet identity is remembered (default 10s)"),
+    AP_INIT_TAKE1("AuthTailscaleNegativeCacheTimeout", set_negative_ttl, NULL, RSRC_CONF,
+                  "how long 'not a tailnet peer' is remembered (default 5s)"),
+    AP_INIT_TAKE1("AuthTailscaleTimeout", set_timeout, NULL, RSRC_CONF,
+                  "time limit for one whois request to tailscaled (default 2s)"),
+    AP_INIT_TAKE1("AuthTailscaleCacheSize", set_cache_size, NULL, RSRC_CONF,
+                  "identities cached per process (default 1000, 0 disables)"),
+    AP_INIT_ITERATE("AuthTailscaleTrustedProxy", add_proxy, NULL, RSRC_CONF,
+                    "peers (IP, CIDR or tag:NAME) whose forwarded client address "
+                    "(mod_remoteip) is looked up instead of the peer itself"),
+    AP_INIT_FLAG("AuthTailscaleStripHeaders", set_strip, NULL, RSRC_CONF,
+                 "remove client-sent Tailscale-User-* headers (default on)"),
+    AP_INIT_FLAG("AuthTailscaleHeaders", set_headers, NULL, OR_AUTHCFG,
+                 "pass the identity to backends as tailscale serve's headers"),
+    AP_INIT_ITERATE("AuthTailscaleAcceptAppCaps", add_accept_cap, NULL, OR_AUTHCFG,
+                    "app capabilities passed on in Tailscale-App-Capabilities"),
+    AP_INIT_TAKE1("AuthTailscaleTaggedUser", set_tagged_user, NULL, OR_AUTHCFG,
+                  "REMOTE_USER for tagged nodes: off (not users), node or tags"),
+    AP_INIT_TAKE1("AuthTailscaleUnavailable", set_unavailable, NULL, OR_AUTHCFG,
+                  "when tailscaled cannot answer: error (503) or deny"),
+    {NULL}
+};

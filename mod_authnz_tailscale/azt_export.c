@@ -1,0 +1,148 @@
+/* mod_authnz_tailscale: identity for applications (see azt_export.h). */
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <http_request.h>
+#include <apr_strings.h>
+
+#include "tsl_identity.h"
+#include "tsl_header.h"
+#include "azt_config.h"
+#include "azt_lookup.h"
+#include "azt_authn.h"
+#include "azt_export.h"
+
+APLOG_USE_MODULE(authnz_tailscale);
+
+#define SERVE_HEADERS_INFO "https://tailscale.com/s/serve-headers"
+
+/* Any header a backend could mistake for one of ours or tailscale serve's:
+ * "Tailscale-..." and, since CGI-style backends fold '-' and '_', also
+ * "Tailscale_...". */
+static int forged_name(const char *name)
+{
+    return strncasecmp(name, "tailscale", 9) == 0 && (name[9] == '-' || name[9] == '_');
+}
+
+int azt_export_strip(request_rec *r)
+{
+    const apr_array_header_t *arr;
+    const apr_table_entry_t *e;
+    apr_array_header_t *names;
+    int i;
+
+    if (!azt_server_conf_get(r->server)->strip_headers) {
+        return DECLINED;
+    }
+    arr = apr_table_elts(r->headers_in);
+    e = (const apr_table_entry_t *)arr->elts;
+    names = NULL;
+    for (i = 0; i < arr->nelts; i++) {
+        if (e[i].key && forged_name(e[i].key)) {
+            if (!names) {
+                names = apr_array_make(r->pool, 4, sizeof(const char *));
+            }
+            APR_ARRAY_PUSH(names, const char *) = e[i].key;
+        }
+    }
+    if (names) {
+        for (i = 0; i < names->nelts; i++) {
+            const char *name = APR_ARRAY_IDX(names, i, const char *);
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "TS01030: removed client-sent header %s: only this server "
+                          "sets tailnet identity headers", name);
+            apr_table_unset(r->headers_in, name);
+        }
+    }
+    return DECLINED;
+}
+
+static const char *caps_json(request_rec *r, const tsl_identity *id, const azt_dir_conf *dc)
+{
+    if (!id->capmap_json) {
+        return NULL;
+    }
+    if (dc->accept_caps) {
+        return tsl_identity_caps_filtered(r->pool, id, dc->accept_caps);
+    }
+    return id->capmap_json;
+}
+
+static void set_env(request_rec *r, const azt_lookup *lk, const azt_dir_conf *dc)
+{
+    apr_table_t *env = r->subprocess_env;
+    const tsl_identity *id = lk->id;
+    const char *caps;
+
+    apr_table_setn(env, "TAILSCALE_ADDR", lk->addr);
+    if (lk->via_proxy) {
+        apr_table_setn(env, "TAILSCALE_VIA_PROXY", lk->peer_addr);
+        if (lk->peer_code == TSL_OK) {
+            apr_table_setn(env, "TAILSCALE_PROXY_NODE", lk->peer_id->node_name);
+        }
+    }
+    if (lk->code != TSL_OK || !id) {
+        return;
+    }
+    if (!id->is_tagged) {
+        apr_table_setn(env, "TAILSCALE_USER_LOGIN", id->login_name);
+        apr_table_setn(env, "TAILSCALE_USER_NAME", id->display_name);
+        apr_table_setn(env, "TAILSCALE_USER_PROFILE_PIC", id->profile_pic_url);
+    }
+    apr_table_setn(env, "TAILSCALE_NODE_NAME", id->node_name);
+    apr_table_setn(env, "TAILSCALE_NODE_SHORT", id->node_short);
+    apr_table_setn(env, "TAILSCALE_NODE_ID", id->node_stable_id);
+    apr_table_setn(env, "TAILSCALE_TAILNET", id->tailnet);
+    apr_table_setn(env, "TAILSCALE_TAGGED", id->is_tagged ? "1" : "0");
+    apr_table_setn(env, "TAILSCALE_SHARED", id->is_shared_in ? "1" : "0");
+    if (id->tags->nelts) {
+        apr_table_setn(env, "TAILSCALE_TAGS", apr_array_pstrcat(r->pool, id->tags, ' '));
+    }
+    caps = caps_json(r, id, dc);
+    if (caps) {
+        apr_table_setn(env, "TAILSCALE_APP_CAPABILITIES", caps);
+    }
+}
+
+/* The headers tailscale serve adds when it proxies (ipn/ipnlocal/serve.go):
+ * user headers only for user-owned nodes, capabilities only when the
+ * operator named which ones to pass. */
+static void set_headers(request_rec *r, const azt_lookup *lk, const azt_dir_conf *dc)
+{
+    const tsl_identity *id = lk->id;
+    apr_table_t *h = r->headers_in;
+
+    if (lk->code != TSL_OK || !id) {
+        return;
+    }
+    if (!id->is_tagged) {
+        apr_table_setn(h, "Tailscale-User-Login", tsl_header_encode(r->pool, id->login_name));
+        apr_table_setn(h, "Tailscale-User-Name", tsl_header_encode(r->pool, id->display_name));
+        apr_table_setn(h, "Tailscale-User-Profile-Pic", id->profile_pic_url);
+        apr_table_setn(h, "Tailscale-Headers-Info", SERVE_HEADERS_INFO);
+    }
+    if (dc->accept_caps && id->capmap_json) {
+        const char *caps = tsl_identity_caps_filtered(r->pool, id, dc->accept_caps);
+        apr_table_setn(h, "Tailscale-App-Capabilities", tsl_header_encode(r->pool, caps));
+    }
+}
+
+int azt_export_fixups(request_rec *r)
+{
+    const azt_lookup *lk;
+    azt_dir_conf *dc;
+
+    if (!azt_needs_identity(r)) {
+        return DECLINED;
+    }
+    lk = azt_lookup_get(r);
+    if (!lk) {
+        return DECLINED;
+    }
+    dc = azt_dir_conf_get(r);
+    set_env(r, lk, dc);
+    if (azt_conf_headers(dc)) {
+        set_headers(r, lk, dc);
+    }
+    return DECLINED;
+}

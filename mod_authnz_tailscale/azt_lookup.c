@@ -1,0 +1,350 @@
+/* mod_authnz_tailscale: who is behind this request (see azt_lookup.h). */
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_request.h>
+#include <apr_hash.h>
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+
+#include "tsl.h"
+#include "azt_config.h"
+#include "azt_cache.h"
+#include "azt_stats.h"
+#include "azt_lookup.h"
+
+APLOG_USE_MODULE(authnz_tailscale);
+
+/* After tailscaled failed to answer, requests in the next second get the
+ * same answer at once instead of each waiting for a timeout. */
+#define AZT_BREAKER_INTERVAL apr_time_from_sec(1)
+/* At most one error line per cause per minute (all processes together). */
+#define AZT_LOG_INTERVAL apr_time_from_sec(60)
+
+/* Per-process state for one tailscaled socket. */
+typedef struct azt_sock {
+    const char *path;
+    tsl_client *client;
+    apr_thread_mutex_t *mutex;      /* guards down_* */
+    apr_time_t down_until;
+    tsl_code down_code;
+    char down_text[256];
+} azt_sock;
+
+static apr_hash_t *socks;           /* path -> azt_sock, read-only after child_init */
+static azt_cache *cache;
+
+/* The connection's memory of its peer: one slot for the socket peer and
+ * one for a forwarded client.  Each slot owns a subpool so a long-lived
+ * connection does not grow as entries are refreshed. */
+typedef struct {
+    const char *key;
+    tsl_code code;
+    tsl_identity *id;
+    apr_time_t expires;
+    apr_pool_t *pool;
+} azt_conn_slot;
+
+typedef struct {
+    azt_conn_slot slot[2];
+} azt_conn_cache;
+
+enum { SLOT_PEER = 0, SLOT_FORWARDED = 1 };
+
+int azt_lookup_unavailable(tsl_code code)
+{
+    return code != TSL_OK && code != TSL_ERR_NOT_FOUND && code != TSL_ERR_INVALID;
+}
+
+void azt_lookup_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    int max_entries = 0;
+    server_rec *sv;
+
+    socks = apr_hash_make(pchild);
+    for (sv = s; sv; sv = sv->next) {
+        azt_server_conf *sc = azt_server_conf_get(sv);
+        const char *path = azt_conf_socket(sc);
+        tsl_client_options opts;
+
+        if (azt_conf_cache_size(sc) > max_entries) {
+            max_entries = azt_conf_cache_size(sc);
+        }
+        if (apr_hash_get(socks, path, APR_HASH_KEY_STRING)) {
+            continue;
+        }
+        azt_sock *sk = apr_pcalloc(pchild, sizeof(*sk));
+        tsl_client_options_default(&opts);
+        opts.timeout = azt_conf_timeout(sc);
+        if (opts.connect_timeout > opts.timeout) {
+            opts.connect_timeout = opts.timeout;
+        }
+        opts.max_response = 256 * 1024;     /* a whois answer is a few KiB */
+        sk->path = path;
+        sk->client = tsl_client_create(pchild, path, &opts);
+        apr_thread_mutex_create(&sk->mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
+        apr_hash_set(socks, path, APR_HASH_KEY_STRING, sk);
+    }
+    cache = azt_cache_create(pchild, max_entries);
+}
+
+int azt_lookup_cache_count(void)
+{
+    return cache ? azt_cache_count(cache) : 0;
+}
+
+/* The address:port of the socket itself: with mod_remoteip, c->client_addr
+ * may already be the PROXY-protocol source, which tailscaled never saw. */
+static int socket_peer(conn_rec *c, apr_sockaddr_t **sa)
+{
+    conn_rec *primary = c->master ? c->master : c;
+    apr_socket_t *sock = ap_get_conn_socket(primary);
+
+    return sock && apr_socket_addr_get(sa, APR_REMOTE, sock) == APR_SUCCESS;
+}
+
+static const char *cache_key(apr_pool_t *p, const azt_sock *sk, const char *ip, int port)
+{
+    /* A tailnet address names one node whatever the port; anything else
+     * (userspace networking proxies to 127.0.0.1:ephemeral) needs the port. */
+    if (tsl_addr_is_tailnet(ip) || port == 0) {
+        return apr_pstrcat(p, sk->path, "|", ip, NULL);
+    }
+    return apr_psprintf(p, "%s|%s|%d", sk->path, ip, port);
+}
+
+static void log_failure(request_rec *r, const azt_sock *sk, const char *addr,
+                        tsl_code code, const char *text)
+{
+    azt_stats *st = azt_stats_get();
+
+    azt_stats_error(st, code, text);
+    if (!azt_stats_may_log(st, code, AZT_LOG_INTERVAL)) {
+        return;
+    }
+    if (code == TSL_ERR_PARSE) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "TS01002: tailscaled at %s gave a malformed whois answer for %s "
+                      "(vhost %s): %s; requests needing a tailnet identity get 503. "
+                      "Check that the socket belongs to tailscaled and its version "
+                      "(tailscale version).",
+                      sk->path, addr, r->server->server_hostname, text);
+    }
+    else if (code == TSL_ERR_HTTP || code == TSL_ERR_DENIED || code == TSL_ERR_RATE_LIMITED) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "TS01003: tailscaled at %s refused the whois for %s (vhost %s): "
+                      "%s; requests needing a tailnet identity get 503. %s",
+                      sk->path, addr, r->server->server_hostname, text,
+                      tsl_code_hint(code));
+    }
+    else {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "TS01001: tailscaled at %s could not be asked who %s is "
+                      "(vhost %s): %s [%s]; requests needing a tailnet identity get "
+                      "503 until it answers. Hint: %s",
+                      sk->path, addr, r->server->server_hostname, text,
+                      tsl_code_name(code), tsl_code_hint(code));
+    }
+}
+
+/* Ask about ip:port, through the connection slot, the process cache and
+ * finally tailscaled.  Returns the code; *id set for TSL_OK. */
+static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const char *ip, int port,
+                    tsl_identity **id, const char **addr, const char **error)
+{
+    conn_rec *c = r->connection;
+    azt_server_conf *sc = azt_server_conf_get(r->server);
+    azt_stats *st = azt_stats_get();
+    azt_conn_cache *cc = ap_get_module_config(c->conn_config, &authnz_tailscale_module);
+    azt_conn_slot *cs;
+    const char *key;
+    apr_time_t now = apr_time_now();
+    azt_cache_outcome outcome;
+    tsl_code code;
+    tsl_result res;
+    const char *norm = tsl_addr_normalize(r->pool, ip);
+
+    *id = NULL;
+    *error = NULL;
+    if (!norm) {
+        *addr = ip;
+        *error = apr_psprintf(r->pool, "peer address '%s' is not an IP address", ip);
+        return TSL_ERR_INVALID;
+    }
+    *addr = tsl_addr_format(r->pool, norm, port);
+    key = cache_key(r->pool, sk, norm, port);
+    azt_stats_inc(&st->lookups);
+
+    if (!cc) {
+        cc = apr_pcalloc(c->pool, sizeof(*cc));
+        ap_set_module_config(c->conn_config, &authnz_tailscale_module, cc);
+    }
+    cs = &cc->slot[slot];
+    if (cs->key && cs->expires > now && !strcmp(cs->key, key)) {
+        azt_stats_inc(&st->conn_hits);
+        *id = cs->id;
+        return cs->code;
+    }
+
+    outcome = azt_cache_get(cache, key, now, azt_conf_timeout(sc), r->pool, &code, id);
+    if (outcome == AZT_CACHE_HIT) {
+        azt_stats_inc(&st->cache_hits);
+        goto remember;
+    }
+
+    /* A recent failure: answer at once rather than queue on a dead daemon. */
+    if (sk->down_until > now) {
+        apr_thread_mutex_lock(sk->mutex);
+        code = sk->down_code;
+        *error = apr_pstrdup(r->pool, sk->down_text);
+        apr_thread_mutex_unlock(sk->mutex);
+        if (outcome == AZT_CACHE_MISS) {
+            azt_cache_abandon(cache, key);
+        }
+        azt_stats_inc(&st->errors);
+        return code;
+    }
+
+    tsl_result_init(&res);
+    azt_stats_inc(&st->whois_calls);
+    code = tsl_whois(sk->client, r->pool, norm, port, id, &res);
+    if (code == TSL_OK || code == TSL_ERR_NOT_FOUND) {
+        apr_interval_time_t ttl = code == TSL_OK ? azt_conf_ttl(sc) : azt_conf_negative_ttl(sc);
+
+        azt_stats_inc(code == TSL_OK ? &st->identified : &st->not_found);
+        if (outcome == AZT_CACHE_MISS) {
+            azt_cache_put(cache, key, code, *id, now + ttl);
+        }
+        if (code == TSL_ERR_NOT_FOUND) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                          "TS01004: %s is not a tailnet peer (tailscaled at %s: %s)",
+                          *addr, sk->path, res.text);
+        }
+        goto remember;
+    }
+
+    /* No definite answer. */
+    if (outcome == AZT_CACHE_MISS) {
+        azt_cache_abandon(cache, key);
+    }
+    *error = res.text;
+    log_failure(r, sk, *addr, code, res.text);
+    if (code != TSL_ERR_NOT_FOUND) {
+        apr_thread_mutex_lock(sk->mutex);
+        sk->down_code = code;
+        apr_cpystrn(sk->down_text, res.text, sizeof(sk->down_text));
+        sk->down_until = now + AZT_BREAKER_INTERVAL;
+        apr_thread_mutex_unlock(sk->mutex);
+    }
+    return code;
+
+remember:
+    {
+        apr_interval_time_t ttl = code == TSL_OK ? azt_conf_ttl(sc) : azt_conf_negative_ttl(sc);
+
+        if (ttl > 0) {
+            if (cs->pool) {
+                apr_pool_clear(cs->pool);
+            }
+            else {
+                apr_pool_create(&cs->pool, c->pool);
+            }
+            cs->key = apr_pstrdup(cs->pool, key);
+            cs->code = code;
+            cs->id = *id ? tsl_identity_copy(cs->pool, *id) : NULL;
+            cs->expires = now + ttl;
+        }
+    }
+    return code;
+}
+
+static int proxy_trusted(const azt_server_conf *sc, apr_sockaddr_t *sa,
+                         const azt_lookup *lk)
+{
+    int i;
+
+    if (!sc->proxies) {
+        return 0;
+    }
+    for (i = 0; i < sc->proxies->nelts; i++) {
+        const azt_proxy *px = &APR_ARRAY_IDX(sc->proxies, i, azt_proxy);
+
+        if (px->subnet && apr_ipsubnet_test(px->subnet, sa)) {
+            return 1;
+        }
+        if (px->tag && lk->peer_code == TSL_OK && tsl_identity_has_tag(lk->peer_id, px->tag)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+const azt_lookup *azt_lookup_get(request_rec *r)
+{
+    request_rec *q;
+
+    for (q = r; q; q = q->main ? q->main : q->prev) {
+        const azt_lookup *lk = ap_get_module_config(q->request_config,
+                                                    &authnz_tailscale_module);
+        if (lk) {
+            return lk;
+        }
+    }
+    return NULL;
+}
+
+const azt_lookup *azt_lookup_request(request_rec *r)
+{
+    azt_server_conf *sc = azt_server_conf_get(r->server);
+    const azt_lookup *found = azt_lookup_get(r);
+    azt_lookup *lk;
+    azt_sock *sk;
+    apr_sockaddr_t *sa;
+    char *peer_ip;
+
+    if (found) {
+        return found;
+    }
+    lk = apr_pcalloc(r->pool, sizeof(*lk));
+    ap_set_module_config(r->request_config, &authnz_tailscale_module, lk);
+
+    sk = socks ? apr_hash_get(socks, azt_conf_socket(sc), APR_HASH_KEY_STRING) : NULL;
+    if (!sk) {
+        lk->code = lk->peer_code = TSL_ERR_INVALID;
+        lk->error = "mod_authnz_tailscale was not initialised for this server";
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "TS01010: %s", lk->error);
+        lk->code = lk->peer_code = TSL_ERR_CONNECT;
+        return lk;
+    }
+    if (!socket_peer(r->connection, &sa)) {
+        lk->code = lk->peer_code = TSL_ERR_INVALID;
+        lk->error = "the connection has no socket peer address";
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "TS01011: %s; no tailnet identity for this request", lk->error);
+        return lk;
+    }
+    apr_sockaddr_ip_get(&peer_ip, sa);
+    lk->peer_code = ask(r, sk, SLOT_PEER, peer_ip, sa->port, &lk->peer_id,
+                        &lk->peer_addr, &lk->error);
+    lk->code = lk->peer_code;
+    lk->id = lk->peer_id;
+    lk->addr = lk->peer_addr;
+
+    if (r->useragent_ip && proxy_trusted(sc, sa, lk)) {
+        const char *fwd = tsl_addr_normalize(r->pool, r->useragent_ip);
+        const char *peer = tsl_addr_normalize(r->pool, peer_ip);
+
+        if (fwd && peer && strcmp(fwd, peer) != 0) {
+            /* The proxy speaks for its client: the client's port belongs to
+             * another hop, so ask by IP only. */
+            lk->via_proxy = 1;
+            lk->code = ask(r, sk, SLOT_FORWARDED, fwd, 0, &lk->id, &lk->addr, &lk->error);
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                          "TS01006: trusted proxy %s forwarded client %s: %s",
+                          lk->peer_addr, lk->addr,
+                          lk->code == TSL_OK ? lk->id->login_name : tsl_code_name(lk->code));
+        }
+    }
+    return lk;
+}

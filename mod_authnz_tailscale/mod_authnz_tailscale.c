@@ -1,0 +1,81 @@
+/* mod_authnz_tailscale: authentication and authorization by tailnet
+ * identity, asked of the local tailscaled (LocalAPI whois).
+ *
+ * This file only wires hooks; see azt_*.c for each concept. */
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_request.h>
+#include <http_protocol.h>
+#include <mod_status.h>
+#include <apr_optional_hooks.h>
+#include <apr_hash.h>
+
+#include "tsl.h"
+#include "azt_config.h"
+#include "azt_stats.h"
+#include "azt_lookup.h"
+#include "azt_authz.h"
+#include "azt_authn.h"
+#include "azt_export.h"
+#include "azt_status.h"
+
+static int azt_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                           server_rec *s)
+{
+    server_rec *sv;
+    apr_hash_t *warned = apr_hash_make(ptemp);
+
+    tsl_global_init();
+    azt_stats_create(pconf);
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    for (sv = s; sv; sv = sv->next) {
+        const char *path = azt_conf_socket(azt_server_conf_get(sv));
+        apr_finfo_t fi;
+
+        if (apr_hash_get(warned, path, APR_HASH_KEY_STRING)) {
+            continue;
+        }
+        apr_hash_set(warned, path, APR_HASH_KEY_STRING, path);
+        if (apr_stat(&fi, path, APR_FINFO_TYPE, ptemp) != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, sv,
+                         "TS01008: tailscaled socket %s does not exist (yet): requests "
+                         "needing a tailnet identity get 503 until tailscaled runs. Check "
+                         "`tailscale status` and AuthTailscaleURL.", path);
+        }
+    }
+    return OK;
+}
+
+static void azt_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    azt_lookup_child_init(pchild, s);
+}
+
+static void register_hooks(apr_pool_t *p)
+{
+    azt_authz_register(p);
+    ap_hook_post_config(azt_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(azt_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Before mod_remoteip and everything else reads headers. */
+    ap_hook_post_read_request(azt_export_strip, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_check_access(azt_access_check, NULL, NULL, APR_HOOK_FIRST,
+                         AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_check_authn(azt_authn_check, NULL, NULL, APR_HOOK_MIDDLE,
+                        AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_fixups(azt_export_fixups, NULL, NULL, APR_HOOK_FIRST);
+    APR_OPTIONAL_HOOK(ap, status_hook, azt_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(authnz_tailscale) = {
+    STANDARD20_MODULE_STUFF,
+    azt_create_dir_conf,
+    azt_merge_dir_conf,
+    azt_create_server_conf,
+    azt_merge_server_conf,
+    azt_cmds,
+    register_hooks
+};
