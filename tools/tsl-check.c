@@ -1,0 +1,698 @@
+/* tsl-check: ask tailscaled through the LocalAPI client core what a web
+ * server would ask it, and say what to fix when something is missing.
+ *
+ * Exit codes: 0 ok, 1 a check failed or tailscaled said no, 2 usage error,
+ * 3 tailscaled unreachable.  Diagnostic lines carry IDs TS03nnn.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <apr_general.h>
+#include <apr_strings.h>
+#include "tsl.h"
+
+#define EXIT_OK 0
+#define EXIT_FAILED 1
+#define EXIT_USAGE 2
+#define EXIT_UNREACHABLE 3
+
+#define CERT_TIMEOUT_DEFAULT 120   /* seconds: first issuance can take a minute */
+
+typedef struct ctx {
+    apr_pool_t *p;
+    const char *socket;
+    double timeout;            /* seconds, 0 = client default */
+    tsl_client *client;
+} ctx;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: tsl-check [--socket PATH|file://localhost/PATH] [--timeout SEC] COMMAND\n"
+        "commands:\n"
+        "  status                      what tailscaled reports about this node\n"
+        "  whois ADDR[:PORT]           who owns a tailnet address ([v6]:port for IPv6)\n"
+        "  cert DOMAIN [--min-validity SEC] [--out-key FILE] [--out-chain FILE]\n"
+        "                              fetch and check the certificate for DOMAIN\n"
+        "  check [DOMAIN]              check everything a web server needs\n"
+        "exit codes: 0 ok, 1 check failed or tailscaled said no, 2 usage error,\n"
+        "            3 tailscaled unreachable\n");
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "TS03010: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+    usage(stderr);
+    return EXIT_USAGE;
+}
+
+static const char *user_name(apr_pool_t *p, uid_t uid)
+{
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res) {
+        return apr_pstrdup(p, res->pw_name);
+    }
+    return apr_psprintf(p, "%lu", (unsigned long)uid);
+}
+
+static int is_unreachable(tsl_code code)
+{
+    return code == TSL_ERR_SOCKET_MISSING || code == TSL_ERR_CONNECT
+           || code == TSL_ERR_TIMEOUT || code == TSL_ERR_TRANSPORT;
+}
+
+static int exit_for(tsl_code code)
+{
+    if (code == TSL_OK) return EXIT_OK;
+    if (code == TSL_ERR_INVALID) return EXIT_USAGE;
+    if (is_unreachable(code)) return EXIT_UNREACHABLE;
+    return EXIT_FAILED;
+}
+
+static tsl_client *client(ctx *c, double default_timeout)
+{
+    tsl_client_options o;
+    double t = c->timeout > 0 ? c->timeout : default_timeout;
+
+    if (!c->client) {
+        tsl_client_options_default(&o);
+        if (t > 0) {
+            o.timeout = (apr_interval_time_t)(t * APR_USEC_PER_SEC);
+            if (o.connect_timeout > o.timeout) o.connect_timeout = o.timeout;
+        }
+        o.max_idle = 1;
+        c->client = tsl_client_create(c->p, c->socket, &o);
+    }
+    return c->client;
+}
+
+/* The fix for an unreachable tailscaled, as lines after a failure. */
+static void unreachable_fix(ctx *c, const tsl_result *r)
+{
+    struct stat st;
+
+    switch (r->code) {
+    case TSL_ERR_SOCKET_MISSING:
+        printf("     fix: start tailscaled (systemctl start tailscaled), or pass --socket "
+               "with the path tailscaled listens on (its --socket flag)\n");
+        if (strcmp(c->socket, TSL_SOCKET_DEFAULT) != 0 && stat(TSL_SOCKET_DEFAULT, &st) == 0) {
+            printf("     note: %s exists\n", TSL_SOCKET_DEFAULT);
+        }
+        else if (strcmp(c->socket, TSL_SOCKET_FALLBACK) != 0
+                 && stat(TSL_SOCKET_FALLBACK, &st) == 0) {
+            printf("     note: %s exists\n", TSL_SOCKET_FALLBACK);
+        }
+        break;
+    case TSL_ERR_CONNECT:
+        if (strstr(r->text, "ermission denied")) {
+            printf("     fix: let this user open %s (tailscaled makes it mode 0666; "
+                   "check the mode of the socket and its directory)\n", c->socket);
+        }
+        else {
+            printf("     fix: tailscaled is not listening on %s: restart it "
+                   "(systemctl restart tailscaled) and check its log "
+                   "(journalctl -u tailscaled)\n", c->socket);
+        }
+        break;
+    case TSL_ERR_TIMEOUT:
+        printf("     fix: tailscaled is stuck or busy: check tailscale status and "
+               "journalctl -u tailscaled; a longer --timeout helps for certificates\n");
+        break;
+    default:
+        printf("     fix: %s\n", tsl_code_hint(r->code));
+        break;
+    }
+}
+
+static void denied_fix(ctx *c)
+{
+    uid_t uid = geteuid();
+    const char *who = user_name(c->p, uid);
+
+    printf("     fix: run as root, or make %s the operator: tailscale set --operator=%s\n",
+           who, who);
+    printf("     fix: or put TS_PERMIT_CERT_UID=%s in tailscaled's environment "
+           "(/etc/default/tailscaled) and restart tailscaled\n", who);
+}
+
+static void report_error(ctx *c, const char *id, const char *what, const tsl_result *r)
+{
+    printf("FAIL %s: %s: %s\n", id, what, r->text);
+    if (is_unreachable(r->code)) {
+        unreachable_fix(c, r);
+    }
+    else if (r->code == TSL_ERR_DENIED) {
+        denied_fix(c);
+    }
+    else {
+        printf("     hint: %s\n", tsl_code_hint(r->code));
+    }
+}
+
+static const char *fmt_time(apr_pool_t *p, apr_time_t t)
+{
+    char buf[APR_RFC822_DATE_LEN];
+    apr_time_exp_t tm;
+    apr_size_t n = 0;
+
+    apr_time_exp_gmt(&tm, t);
+    apr_strftime(buf, &n, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return apr_pstrndup(p, buf, n);
+}
+
+static const char *join(apr_pool_t *p, const apr_array_header_t *a, const char *sep)
+{
+    const char *s = "";
+    int i;
+
+    for (i = 0; a && i < a->nelts; i++) {
+        s = apr_pstrcat(p, s, i ? sep : "", APR_ARRAY_IDX(a, i, const char *), NULL);
+    }
+    return s;
+}
+
+/* ------------------------------------------------------------------ status */
+
+static int cmd_status(ctx *c)
+{
+    tsl_status *st;
+    tsl_result r;
+
+    if (tsl_status_get(client(c, 0), c->p, &st, &r) != TSL_OK) {
+        report_error(c, "TS03030", apr_psprintf(c->p, "status from tailscaled on %s",
+                                                c->socket), &r);
+        return exit_for(r.code);
+    }
+    printf("socket:          %s\n", c->socket);
+    printf("version:         %s\n", st->version);
+    printf("backend state:   %s\n", st->backend_state);
+    printf("self:            %s\n", *st->self_dns_name ? st->self_dns_name : "(unknown)");
+    printf("tailnet:         %s\n", *st->tailnet_name ? st->tailnet_name : "(none)");
+    printf("MagicDNS suffix: %s\n", *st->magic_dns_suffix ? st->magic_dns_suffix : "(none)");
+    printf("addresses:       %s\n", st->self_ips->nelts ? join(c->p, st->self_ips, " ") : "(none)");
+    if (st->cert_domains->nelts) {
+        printf("cert domains:    %s\n", tsl_status_cert_domains_str(c->p, st));
+    }
+    else {
+        printf("cert domains:    (none: HTTPS certificates are not enabled for this "
+               "tailnet, or no netmap yet)\n");
+    }
+    return EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ whois */
+
+static int parse_addr(apr_pool_t *p, const char *arg, const char **ip, int *port)
+{
+    const char *colon, *ps = NULL;
+    char *end;
+    long v;
+
+    *port = 0;
+    if (arg[0] == '[') {
+        const char *rb = strchr(arg, ']');
+        if (!rb) return 0;
+        *ip = apr_pstrndup(p, arg + 1, (apr_size_t)(rb - arg - 1));
+        if (rb[1] == ':') ps = rb + 2;
+        else if (rb[1] != '\0') return 0;
+    }
+    else {
+        colon = strchr(arg, ':');
+        if (colon && !strchr(colon + 1, ':')) {     /* one colon: v4:port */
+            *ip = apr_pstrndup(p, arg, (apr_size_t)(colon - arg));
+            ps = colon + 1;
+        }
+        else {
+            *ip = arg;                              /* v4 or bare v6 */
+        }
+    }
+    if (ps) {
+        errno = 0;
+        v = strtol(ps, &end, 10);
+        if (!*ps || *end || errno || v < 1 || v > 65535) return 0;
+        *port = (int)v;
+    }
+    return tsl_addr_normalize(p, *ip) != NULL;
+}
+
+static int cmd_whois(ctx *c, int argc, char **argv)
+{
+    const char *ip;
+    int port, i;
+    tsl_identity *id;
+    tsl_result r;
+
+    if (argc != 1) {
+        return usage_error("whois takes one address, ADDR[:PORT]");
+    }
+    if (!parse_addr(c->p, argv[0], &ip, &port)) {
+        return usage_error("not an IP address or IP:PORT: %s", argv[0]);
+    }
+    if (tsl_whois(client(c, 0), c->p, ip, port, &id, &r) != TSL_OK) {
+        const char *addr = tsl_addr_format(c->p, ip, port);
+        if (r.code == TSL_ERR_NOT_FOUND) {
+            printf("FAIL TS03011: %s is not a node of this tailnet: tailscaled said \"%s\"\n",
+                   addr, r.text);
+            return EXIT_FAILED;
+        }
+        report_error(c, "TS03012", apr_psprintf(c->p, "whois %s on %s", addr, c->socket), &r);
+        return exit_for(r.code);
+    }
+    printf("address:         %s\n", tsl_addr_format(c->p, ip, port));
+    printf("login:           %s\n", id->login_name);
+    printf("display name:    %s\n", id->display_name);
+    printf("profile picture: %s\n", *id->profile_pic_url ? id->profile_pic_url : "(none)");
+    printf("user id:         %" APR_INT64_T_FMT "\n", id->user_id);
+    printf("node:            %s\n", id->node_name);
+    printf("short name:      %s\n", id->node_short);
+    printf("node id:         %" APR_INT64_T_FMT " (stable %s)\n", id->node_id,
+           *id->node_stable_id ? id->node_stable_id : "-");
+    printf("tailnet:         %s\n", *id->tailnet ? id->tailnet : "(withheld: shared-in node)");
+    printf("tagged:          %s\n", id->is_tagged ? join(c->p, id->tags, " ") : "no");
+    printf("shared-in:       %s\n", id->is_shared_in ? "yes" : "no");
+    printf("addresses:       %s\n", id->addresses->nelts ? join(c->p, id->addresses, " ") : "(none)");
+    if (!id->capmap_json) {
+        printf("capabilities:    (none)\n");
+    }
+    else {
+        printf("capabilities:    %d\n", id->caps->nelts);
+        for (i = 0; i < id->caps->nelts; i++) {
+            const tsl_cap *cap = &APR_ARRAY_IDX(id->caps, i, tsl_cap);
+            printf("  %s: %s\n", cap->name, cap->values_json);
+        }
+    }
+    return EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ cert */
+
+/* Write data to path atomically (temp file, fsync, rename) with mode. */
+static int write_atomic(apr_pool_t *p, const char *path, const char *data, mode_t mode)
+{
+    const char *tmp = apr_psprintf(p, "%s.tmp.%ld", path, (long)getpid());
+    size_t len = strlen(data), off = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+
+    if (fd < 0) {
+        return -1;
+    }
+    while (off < len) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            goto fail;
+        }
+        off += (size_t)n;
+    }
+    if (fchmod(fd, mode) != 0 || fsync(fd) != 0) goto fail;
+    if (close(fd) != 0) { fd = -1; goto fail; }
+    fd = -1;
+    if (rename(tmp, path) != 0) goto fail;
+    return 0;
+fail:
+    {
+        int e = errno;
+        if (fd >= 0) close(fd);
+        unlink(tmp);
+        errno = e;
+    }
+    return -1;
+}
+
+static int cmd_cert(ctx *c, int argc, char **argv)
+{
+    const char *domain = NULL, *out_key = NULL, *out_chain = NULL;
+    double minv = 0;
+    tsl_cert_pair *pair;
+    tsl_result r;
+    apr_time_t now;
+    int i, rc = EXIT_OK;
+
+    for (i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--min-validity") == 0 && i + 1 < argc) {
+            char *end;
+            minv = strtod(argv[++i], &end);
+            if (*end || minv < 0) return usage_error("bad --min-validity: %s", argv[i]);
+        }
+        else if (strcmp(argv[i], "--out-key") == 0 && i + 1 < argc) {
+            out_key = argv[++i];
+        }
+        else if (strcmp(argv[i], "--out-chain") == 0 && i + 1 < argc) {
+            out_chain = argv[++i];
+        }
+        else if (argv[i][0] == '-' && argv[i][1]) {
+            return usage_error("unknown or incomplete cert option: %s", argv[i]);
+        }
+        else if (!domain) {
+            domain = argv[i];
+        }
+        else {
+            return usage_error("cert takes one DOMAIN, got another: %s", argv[i]);
+        }
+    }
+    if (!domain || !*domain) {
+        return usage_error("cert needs a DOMAIN");
+    }
+    client(c, CERT_TIMEOUT_DEFAULT);
+    if (tsl_cert_fetch(c->client, c->p, domain,
+                       (apr_interval_time_t)(minv * APR_USEC_PER_SEC), 0, &pair, &r)
+        != TSL_OK) {
+        report_error(c, "TS03020", apr_psprintf(c->p, "certificate for %s from %s",
+                                                domain, c->socket), &r);
+        if (r.code == TSL_ERR_RATE_LIMITED && r.retry_after >= 0) {
+            printf("     retry after: %ld seconds\n", r.retry_after);
+        }
+        return exit_for(r.code);
+    }
+    now = apr_time_now();
+    printf("domain:          %s\n", domain);
+    printf("names:           %s\n", join(c->p, pair->names, " "));
+    printf("not before:      %s\n", fmt_time(c->p, pair->not_before));
+    printf("not after:       %s (%" APR_INT64_T_FMT " days left)\n",
+           fmt_time(c->p, pair->not_after),
+           (apr_int64_t)(apr_time_sec(pair->not_after - now) / 86400));
+    printf("fingerprint:     sha256 %s\n", pair->fingerprint);
+    {
+        int n = 0;
+        const char *s = pair->chain_pem;
+        while ((s = strstr(s, "-----BEGIN CERTIFICATE-----")) != NULL) { n++; s++; }
+        printf("chain:           %d certificate%s\n", n, n == 1 ? "" : "s");
+    }
+    if (out_key) {
+        if (write_atomic(c->p, out_key, pair->key_pem, 0600) != 0) {
+            printf("FAIL TS03021: cannot write the key to %s: %s\n", out_key, strerror(errno));
+            rc = EXIT_FAILED;
+        }
+        else {
+            printf("key:             written to %s (mode 0600)\n", out_key);
+        }
+    }
+    else {
+        printf("key:             matches the certificate (not shown; use --out-key FILE)\n");
+    }
+    if (out_chain) {
+        if (write_atomic(c->p, out_chain, pair->chain_pem, 0644) != 0) {
+            printf("FAIL TS03021: cannot write the chain to %s: %s\n", out_chain, strerror(errno));
+            rc = EXIT_FAILED;
+        }
+        else {
+            printf("chain file:      written to %s\n", out_chain);
+        }
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ check */
+
+static void state_fix(const char *state)
+{
+    if (strcmp(state, "NeedsLogin") == 0) {
+        printf("     fix: log this node in: tailscale up (or tailscale login)\n");
+    }
+    else if (strcmp(state, "NeedsMachineAuth") == 0) {
+        printf("     fix: approve this machine in the admin console (Machines page)\n");
+    }
+    else if (strcmp(state, "Stopped") == 0) {
+        printf("     fix: bring tailscale up: tailscale up\n");
+    }
+    else if (strcmp(state, "Starting") == 0 || strcmp(state, "NoState") == 0) {
+        printf("     fix: tailscaled is still starting: wait and run tsl-check again "
+               "(tailscale status shows progress)\n");
+    }
+    else {
+        printf("     fix: see tailscale status\n");
+    }
+}
+
+/* Ask for a certificate with an invalid min_validity: tailscaled checks the
+ * caller's permission first (403) and rejects the parameter next (400), so
+ * nothing is issued (tailscaled >= 1.72; older ones ignore the parameter and
+ * answer with the certificate). */
+static tsl_code probe_cert_permission(ctx *c, const char *domain, tsl_result *r,
+                                      tsl_response **resp)
+{
+    const char *dom = domain;
+    size_t n = strlen(dom);
+    char *esc;
+    size_t i, o = 0;
+
+    if (n && dom[n - 1] == '.') n--;
+    esc = apr_palloc(c->p, 3 * n + 1);
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)dom[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')
+            || ch == '-' || ch == '.' || ch == '_' || ch == '*') {
+            esc[o++] = (char)ch;
+        }
+        else {
+            o += (size_t)sprintf(esc + o, "%%%02X", ch);
+        }
+    }
+    esc[o] = '\0';
+    return tsl_client_get(c->client, c->p,
+                          apr_pstrcat(c->p, "cert/", esc,
+                                      "?type=pair&min_validity=tsl-check-probe", NULL),
+                          0, resp, r);
+}
+
+static int cmd_check(ctx *c, int argc, char **argv)
+{
+    struct stat sb;
+    tsl_status *st;
+    tsl_result r;
+    tsl_response *resp;
+    const char *domain = NULL, *who;
+    int failed = 0, i;
+
+    if (argc > 1) {
+        return usage_error("check takes at most one DOMAIN, got also: %s", argv[1]);
+    }
+    if (argc == 1) {
+        domain = argv[0];
+    }
+
+    /* 1. socket */
+    if (stat(c->socket, &sb) != 0) {
+        tsl_result_init(&r);
+        r.code = errno == ENOENT || errno == ENOTDIR ? TSL_ERR_SOCKET_MISSING : TSL_ERR_CONNECT;
+        printf("FAIL TS03001: tailscaled socket %s: %s\n", c->socket, strerror(errno));
+        r.text = strerror(errno);
+        unreachable_fix(c, &r);
+        return EXIT_UNREACHABLE;
+    }
+    if (!S_ISSOCK(sb.st_mode)) {
+        printf("FAIL TS03002: %s exists but is not a unix socket\n", c->socket);
+        printf("     fix: pass --socket with the path tailscaled listens on (its --socket flag)\n");
+        return EXIT_UNREACHABLE;
+    }
+    printf("ok   socket %s exists\n", c->socket);
+
+    /* 2. tailscaled answers */
+    client(c, 0);
+    if (tsl_status_get(c->client, c->p, &st, &r) != TSL_OK) {
+        report_error(c, "TS03003", apr_psprintf(c->p, "tailscaled on %s does not answer "
+                                                "status", c->socket), &r);
+        return is_unreachable(r.code) ? EXIT_UNREACHABLE : EXIT_FAILED;
+    }
+    printf("ok   tailscaled answers (version %s)\n", *st->version ? st->version : "unknown");
+
+    /* 3. running */
+    if (strcmp(st->backend_state, "Running") != 0) {
+        printf("FAIL TS03004: tailscale is not running: BackendState is %s\n", st->backend_state);
+        state_fix(st->backend_state);
+        failed++;
+    }
+    else {
+        printf("ok   BackendState is Running (this node: %s)\n",
+               *st->self_dns_name ? st->self_dns_name : "name unknown");
+    }
+
+    /* 4. HTTPS enabled */
+    if (st->cert_domains->nelts == 0) {
+        printf("FAIL TS03005: tailscaled offers no certificate domains (CertDomains is empty)\n");
+        if (strcmp(st->backend_state, "Running") == 0) {
+            printf("     fix: enable MagicDNS and HTTPS Certificates in the admin console "
+                   "(DNS page), then run tsl-check again\n");
+        }
+        else {
+            printf("     fix: get the node running first (see above); then, if still empty, "
+                   "enable HTTPS Certificates in the admin console (DNS page)\n");
+        }
+        failed++;
+    }
+    else {
+        printf("ok   HTTPS certificates enabled: CertDomains %s\n",
+               tsl_status_cert_domains_str(c->p, st));
+    }
+
+    /* 5. the domain */
+    if (!domain) {
+        if (*st->self_dns_name && tsl_status_cert_domain_ok(st, st->self_dns_name)) {
+            domain = st->self_dns_name;
+        }
+        else if (st->cert_domains->nelts) {
+            domain = APR_ARRAY_IDX(st->cert_domains, 0, const char *);
+        }
+    }
+    if (domain && st->cert_domains->nelts) {
+        if (tsl_status_cert_domain_ok(st, domain)) {
+            printf("ok   %s is allowed%s\n", domain,
+                   strncmp(domain, "*.", 2) == 0
+                       ? " (a wildcard also needs wildcard certificates enabled for this node)"
+                       : "");
+        }
+        else {
+            printf("FAIL TS03006: %s is not one of tailscaled's CertDomains %s\n", domain,
+                   tsl_status_cert_domains_str(c->p, st));
+            for (i = 0; i < st->cert_domains->nelts; i++) {
+                const char *d = APR_ARRAY_IDX(st->cert_domains, i, const char *);
+                size_t dl = strlen(d), l = strlen(domain);
+                if (l > dl + 1 && strcasecmp(domain + l - dl, d) == 0 && domain[l - dl - 1] == '.') {
+                    printf("     fix: for names below %s ask for the wildcard *.%s (needs wildcard "
+                           "certificates enabled for this node)\n", d, d);
+                    break;
+                }
+            }
+            printf("     fix: use one of %s as ServerName / MDomain, or rename the node "
+                   "in the admin console\n", tsl_status_cert_domains_str(c->p, st));
+            failed++;
+        }
+    }
+
+    /* 6. permission to fetch certificates */
+    who = user_name(c->p, geteuid());
+    if (!domain) {
+        domain = *st->self_dns_name ? st->self_dns_name : "localhost.invalid";
+    }
+    {
+        tsl_client_options o;
+        tsl_client *saved = c->client;
+        tsl_client_options_default(&o);
+        o.timeout = (apr_interval_time_t)((c->timeout > 0 ? c->timeout : CERT_TIMEOUT_DEFAULT)
+                                          * APR_USEC_PER_SEC);
+        o.max_idle = 1;
+        c->client = tsl_client_create(c->p, c->socket, &o);
+        if (probe_cert_permission(c, domain, &r, &resp) != TSL_OK) {
+            report_error(c, "TS03008", apr_psprintf(c->p, "asking tailscaled whether uid %lu "
+                                                    "(%s) may fetch certificates",
+                                                    (unsigned long)geteuid(), who), &r);
+            c->client = saved;
+            return is_unreachable(r.code) ? EXIT_UNREACHABLE : EXIT_FAILED;
+        }
+        c->client = saved;
+    }
+    if (resp->status == 403) {
+        tsl_result_from_response(&r, c->p, resp);
+        printf("FAIL TS03007: uid %lu (%s) may not fetch certificates: tailscaled said \"%s\"\n",
+               (unsigned long)geteuid(), who, r.text);
+        denied_fix(c);
+        failed++;
+    }
+    else {
+        printf("ok   uid %lu (%s) may fetch certificates\n", (unsigned long)geteuid(), who);
+    }
+
+    if (failed) {
+        printf("%d check%s failed\n", failed, failed == 1 ? "" : "s");
+        return EXIT_FAILED;
+    }
+    printf("all checks passed\n");
+    return EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ main */
+
+int main(int argc, char **argv)
+{
+    ctx c;
+    tsl_result r;
+    const char *spec = NULL;
+    int i, rc;
+
+    memset(&c, 0, sizeof(c));
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--socket") == 0 && i + 1 < argc) {
+            spec = argv[++i];
+        }
+        else if (strncmp(a, "--socket=", 9) == 0) {
+            spec = a + 9;
+        }
+        else if ((strcmp(a, "--timeout") == 0 && i + 1 < argc) || strncmp(a, "--timeout=", 10) == 0) {
+            const char *v = a[9] == '=' ? a + 10 : argv[++i];
+            char *end;
+            c.timeout = strtod(v, &end);
+            if (!*v || *end || c.timeout <= 0) {
+                return usage_error("bad --timeout (seconds > 0): %s", v);
+            }
+        }
+        else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return EXIT_OK;
+        }
+        else if (strcmp(a, "--version") == 0) {
+            printf("tsl-check %s\n", TSL_VERSION);
+            return EXIT_OK;
+        }
+        else if (a[0] == '-') {
+            return usage_error("unknown or incomplete option: %s", a);
+        }
+        else {
+            break;
+        }
+    }
+    if (i >= argc) {
+        return usage_error("no command given");
+    }
+
+    apr_initialize();
+    tsl_global_init();
+    apr_pool_create(&c.p, NULL);
+    if (spec) {
+        if (tsl_socket_parse(c.p, spec, &c.socket, &r) != TSL_OK) {
+            fprintf(stderr, "TS03010: %s\n", r.text);
+            apr_terminate();
+            return EXIT_USAGE;
+        }
+    }
+    else {
+        c.socket = tsl_socket_default();
+    }
+
+    if (strcmp(argv[i], "status") == 0 && argc - i == 1) {
+        rc = cmd_status(&c);
+    }
+    else if (strcmp(argv[i], "whois") == 0) {
+        rc = cmd_whois(&c, argc - i - 1, argv + i + 1);
+    }
+    else if (strcmp(argv[i], "cert") == 0) {
+        rc = cmd_cert(&c, argc - i - 1, argv + i + 1);
+    }
+    else if (strcmp(argv[i], "check") == 0) {
+        rc = cmd_check(&c, argc - i - 1, argv + i + 1);
+    }
+    else {
+        rc = usage_error("unknown command or extra arguments: %s", argv[i]);
+    }
+    fflush(stdout);
+    apr_pool_destroy(c.p);
+    apr_terminate();
+    return rc;
+}
