@@ -20,6 +20,9 @@
 
 typedef struct tsl_client tsl_client;
 
+/* Options for tsl_client_create(); start from tsl_client_options_default().
+ * A timeout or max_response <= 0 keeps the default; max_idle 0 disables
+ * connection reuse. */
 typedef struct tsl_client_options {
     apr_interval_time_t connect_timeout; /* default 1s */
     apr_interval_time_t timeout;         /* whole request, default 5s */
