@@ -2,7 +2,9 @@
 
 Each Httpd owns a work directory holding its generated configuration, logs,
 document root and runtime files.  Placeholders in the configuration text:
-@PORT@, @TLS_PORT@ (127.0.0.1 ports picked free), @SOCKET@ (tailscaled
+@PORT@, @TLS_PORT@ (127.0.0.1 ports picked free), @TS_PORT@ (the port on
+the tailnet addresses 100.100.0.1 / fd7a:115c:a1e0::1 when tailnet=True),
+@PORT2@..@PORT4@ (spare free ports), @SOCKET@ (tailscaled
 emulator socket), @DIR@ (work dir), @DOCROOT@, @CGIBIN@, @SERVER_CERT@,
 @SERVER_KEY@ (a test PKI certificate for 127.0.0.1, localhost and
 web1.tail1234.ts.net), @TEST_CA@ (its CA).
@@ -73,7 +75,7 @@ class HttpdError(AssertionError):
 
 class Httpd:
     def __init__(self, workdir, config="", mpm="event", modules=(), our=("authnz_tailscale",),
-                 socket_path=None, listen=None, env=None, preload=None):
+                 socket_path=None, listen=None, env=None, preload=None, tailnet=False):
         self.dir = make_world_readable_dir(workdir)
         self.mpm = mpm
         self.modules = list(modules)
@@ -81,6 +83,9 @@ class Httpd:
         self.socket_path = str(socket_path) if socket_path else ""
         self.port = free_port()
         self.tls_port = free_port()
+        self.ts_port = free_port()   # on the tailnet addresses (netns fixture)
+        self.extra_ports = [free_port() for _ in range(3)]   # @PORT2@..@PORT4@
+        self.tailnet = tailnet
         self.listen = listen  # extra Listen lines, e.g. ["[::]:8080"]
         self.env = dict(env or {})
         self.preload = preload
@@ -102,6 +107,10 @@ class Httpd:
         repl = {
             "@PORT@": str(self.port),
             "@TLS_PORT@": str(self.tls_port),
+            "@TS_PORT@": str(self.ts_port),
+            "@PORT2@": str(self.extra_ports[0]),
+            "@PORT3@": str(self.extra_ports[1]),
+            "@PORT4@": str(self.extra_ports[2]),
             "@SOCKET@": self.socket_path,
             "@DIR@": str(self.dir),
             "@DOCROOT@": str(self.docroot),
@@ -142,8 +151,12 @@ class Httpd:
         elif self.mpm == "prefork":
             lines += ["StartServers 3", "MinSpareServers 2", "MaxSpareServers 8",
                       "MaxRequestWorkers 32"]
+        if self.tailnet:
+            # The server's own tailnet addresses (host end of the netns veth).
+            lines += [f"Listen 100.100.0.1:{self.ts_port}",
+                      f"Listen [fd7a:115c:a1e0::1]:{self.ts_port}"]
         if self.listen:
-            lines += [f"Listen {l}" for l in self.listen]
+            lines += [f"Listen {self.substitute(l)}" for l in self.listen]
         seen = set()
         for m in BASE_MODULES + self.modules:
             if m in seen:

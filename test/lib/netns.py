@@ -10,6 +10,8 @@ import re
 import subprocess
 from pathlib import Path
 
+RAWHTTP = Path(__file__).resolve().parent / "rawhttp.py"
+
 SERVER_V4 = "100.100.0.1"
 SERVER_V6 = "fd7a:115c:a1e0::1"
 
@@ -102,7 +104,27 @@ class TailnetNamespace:
         body, _, code = r.stdout.rpartition(marker)
         return int(code or 0), body, r.stderr
 
+    def raw(self, client, port, path="/", v6=False, proxy=None, headers=None,
+            timeout=20):
+        """A raw HTTP/1.1 request from a sample-tailnet client inside the namespace,
+        with full control of what is sent (PROXY preamble, forged headers).
+        Returns (status, headers_dict, body)."""
+        import json
+        src = CLIENTS[client][1 if v6 else 0]
+        dst = SERVER_V6 if v6 else SERVER_V4
+        cmd = ["/usr/bin/python3", str(RAWHTTP), dst, str(port), path, "--src", src]
+        if proxy:
+            cmd += ["--proxy", proxy]
+        for h in headers or []:
+            cmd += ["-H", h]
+        r = self.run(cmd, check=False, timeout=timeout + 5)
+        if r.returncode != 0:
+            return 0, {}, r.stderr
+        d = json.loads(r.stdout)
+        return d["status"], d["headers"], d["body"]
+
     @staticmethod
     def server_url(port, path="/", v6=False, scheme="http"):
         host = f"[{SERVER_V6}]" if v6 else SERVER_V4
         return f"{scheme}://{host}:{port}{path}"
+

@@ -1,0 +1,98 @@
+"""Configuration: wrong arguments fail `apache2 -t` with a message naming the
+directive and what to write instead; upstream directives keep working and
+merge per virtual host."""
+
+import pytest
+
+from .site import SECRET
+
+BAD = [
+    ("AuthTailscaleURL relative/tailscaled.sock", "AuthTailscaleURL"),
+    ("AuthTailscaleURL http://localhost/localapi", "AuthTailscaleURL"),
+    ("AuthTailscaleURL file://otherhost/run/tailscale/tailscaled.sock", "AuthTailscaleURL"),
+    ("AuthTailscaleCacheTimeout soon", "AuthTailscaleCacheTimeout"),
+    ("AuthTailscaleTimeout 0", "AuthTailscaleTimeout"),
+    ("AuthTailscaleCacheSize -3", "AuthTailscaleCacheSize"),
+    ("AuthTailscaleCacheSize lots", "AuthTailscaleCacheSize"),
+    ("AuthTailscaleTrustedProxy edge.example.com", "AuthTailscaleTrustedProxy"),
+    ("AuthTailscaleTrustedProxy tag:", "AuthTailscaleTrustedProxy"),
+    ("<Location />\nAuthTailscaleTaggedUser maybe\n</Location>", "AuthTailscaleTaggedUser"),
+    ("<Location />\nAuthTailscaleUnavailable allow\n</Location>", "AuthTailscaleUnavailable"),
+    ("<Location />\nAuthTailscaleAcceptAppCaps a,b\n</Location>", "AuthTailscaleAcceptAppCaps"),
+    ("<Location />\nRequire tailscale-user\n</Location>", "tailscale-user"),
+    ("<Location />\nRequire tailscale-tag tag:\n</Location>", "tailscale-tag"),
+    ("<Location />\nRequire tailscale-cap role=admin\n</Location>", "tailscale-cap"),
+    ("<Location />\nRequire tailscale-cap example.com/cap/web admin\n</Location>", "field=value"),
+    ("<Location />\nRequire tailscale-node %{HTTP_HOST}\n</Location>", "tailscale-node"),
+]
+
+
+@pytest.mark.parametrize("line,needle", BAD, ids=[b[0].split("\n")[-2 if "\n" in b[0] else 0][:40] for b in BAD])
+def test_bad_directive_fails_configtest_with_a_clear_message(make_httpd, line, needle, tmp_dir):
+    h = make_httpd(line, start=False, socket_path=str(tmp_dir / "none.sock"))
+    rc, out = h.configtest()
+    assert rc != 0, out
+    assert needle in out, out
+    assert "Segmentation" not in out
+
+
+def test_good_directives_pass_configtest(make_httpd, tmp_dir):
+    h = make_httpd("""
+AuthTailscaleURL file://localhost/run/tailscale/tailscaled.sock
+AuthTailscaleCacheTimeout 30
+AuthTailscaleNegativeCacheTimeout 500ms
+AuthTailscaleTimeout 2s
+AuthTailscaleCacheSize 5000
+AuthTailscaleTrustedProxy 100.64.0.10 fd7a:115c:a1e0::/48 tag:edge
+AuthTailscaleStripHeaders on
+<Location />
+  AuthType tailscale
+  AuthTailscaleTaggedUser tags
+  AuthTailscaleUnavailable deny
+  AuthTailscaleHeaders on
+  AuthTailscaleAcceptAppCaps example.com/cap/web
+  Require tailscale-cap example.com/cap/web role=admin
+</Location>
+""", start=False)
+    rc, out = h.configtest()
+    assert rc == 0, out
+
+
+def test_missing_socket_is_warned_at_startup(make_httpd, tmp_dir):
+    h = make_httpd(f"AuthTailscaleURL {tmp_dir}/nothing-here.sock")
+    h.wait_for_log(r"TS01008: tailscaled socket .*nothing-here.sock does not exist")
+
+
+def test_socket_url_and_cache_timeout_merge_per_vhost(make_site, tmp_dir):
+    """The main server uses the emulator through a file:// URL; a vhost that
+    names a missing socket gets 503 there while the main server keeps working."""
+    extra = f"""
+AuthTailscaleURL file://localhost@SOCKET@
+Listen [fd7a:115c:a1e0::1]:@PORT2@
+<VirtualHost [fd7a:115c:a1e0::1]:@PORT2@>
+  AuthTailscaleURL {tmp_dir}/missing.sock
+  AliasMatch "^/p/" "@DOCROOT@/secret.txt"
+  <Location /p/>
+    Require tailscale-user *
+  </Location>
+</VirtualHost>
+"""
+    site = make_site(extra)
+    assert site.get("laptop", "/p/user-alice")[0] == 200
+    status, body, _ = site.ns.curl(
+        "laptop", site.ns.server_url(site.httpd.extra_ports[0], "/p/x", v6=True))
+    assert status == 503 and SECRET not in body
+    site.httpd.wait_for_log(r"TS01001: tailscaled at .*missing.sock")
+
+
+def test_lookups_use_host_local_tailscaled_sock(make_site):
+    site = make_site()
+    site.emulator.reset_counters()
+    assert site.get("laptop", "/p/user-alice")[0] == 200
+    reqs = [r for r in site.emulator.requests() if "whois" in r["target"]]
+    assert reqs
+    for r in reqs:
+        hdrs = {k.lower(): v for k, v in r["headers"].items()} if isinstance(r["headers"], dict) \
+            else {k.lower(): v for k, v in r["headers"]}
+        assert hdrs.get("host") == "local-tailscaled.sock"
+        assert "origin" not in hdrs and "referer" not in hdrs

@@ -1,0 +1,99 @@
+"""Whose identity: the connection's real peer, never a header or a PROXY
+preamble - unless that peer is a trusted proxy (edge topology: a public
+proxy node forwards TLS with PROXY protocol to this origin over the
+tailnet)."""
+
+from .site import SECRET
+
+# Port @PORT2@ on the tailnet address speaks PROXY protocol (mod_remoteip);
+# only the node tagged tag:edge is trusted to speak for its clients.
+EDGE = """
+Listen 100.100.0.1:@PORT2@
+<VirtualHost 100.100.0.1:@PORT2@>
+  RemoteIPProxyProtocol On
+  AuthTailscaleTrustedProxy tag:edge
+  AliasMatch "^/p/" "@DOCROOT@/secret.txt"
+  <Location /p/user-alice>
+    Require tailscale-user alice@example.com
+  </Location>
+  <Location /p/from-edge>
+    <RequireAll>
+      Require tailscale-peer-tag tag:edge
+      Require tailscale-user alice@example.com
+    </RequireAll>
+  </Location>
+  <Location /p/edge-only>
+    Require tailscale-peer-node edge
+  </Location>
+</VirtualHost>
+"""
+
+# The tailnet is also declared a trusted proxy range to mod_remoteip's
+# header mode, which must not sway the identity either.
+XFF = """
+RemoteIPHeader X-Forwarded-For
+RemoteIPInternalProxy 100.64.0.0/10
+"""
+
+ALICE = "100.101.102.103"
+
+
+def proxy_v1(src, dst="100.100.0.1", sport=51234, dport=443):
+    return f"PROXY TCP4 {src} {dst} {sport} {dport}"
+
+
+def test_trusted_edge_proxy_forwards_its_clients_identity(make_site):
+    site = make_site(EDGE, modules=["remoteip"])
+    port = site.httpd.extra_ports[0]
+    status, headers, body = site.raw("edge", "/p/user-alice", port=port,
+                                     proxy=proxy_v1(ALICE))
+    assert status == 200 and SECRET in body
+    assert headers.get("x-ts-login") == "alice@example.com"
+    assert headers.get("x-ts-proxy-node") == "edge.tail1234.ts.net"
+    status, _, body = site.raw("edge", "/p/from-edge", port=port, proxy=proxy_v1(ALICE))
+    assert status == 200 and SECRET in body
+
+
+def test_edge_proxy_itself_can_be_required_when_the_client_is_not_on_the_tailnet(make_site):
+    site = make_site(EDGE, modules=["remoteip"])
+    port = site.httpd.extra_ports[0]
+    # A public client (documentation range) behind the edge: no tailnet identity.
+    status, _, body = site.raw("edge", "/p/edge-only", port=port,
+                               proxy=proxy_v1("198.51.100.7"))
+    assert status == 200 and SECRET in body
+    status, _, body = site.raw("edge", "/p/user-alice", port=port,
+                               proxy=proxy_v1("198.51.100.7"))
+    assert status == 403 and SECRET not in body
+
+
+def test_untrusted_peer_cannot_claim_another_identity_with_proxy_protocol(make_site):
+    site = make_site(EDGE, modules=["remoteip"])
+    port = site.httpd.extra_ports[0]
+    # bob's phone is not tag:edge: its PROXY preamble is not believed.
+    status, headers, body = site.raw("phone", "/p/user-alice", port=port,
+                                     proxy=proxy_v1(ALICE))
+    assert status == 403 and SECRET not in body
+    status, _, body = site.raw("phone", "/p/edge-only", port=port, proxy=proxy_v1(ALICE))
+    assert status == 403
+
+
+def test_x_forwarded_for_does_not_change_the_identity(make_site):
+    site = make_site(XFF, modules=["remoteip"])
+    for hdr in [f"X-Forwarded-For: {ALICE}", f"X-Real-IP: {ALICE}",
+                f"Forwarded: for={ALICE}"]:
+        status, headers, body = site.raw("phone", "/p/user-alice", headers=[hdr])
+        assert status == 403 and SECRET not in body, hdr
+    status, headers, _ = site.raw("phone", "/p/user-glob",
+                                  headers=[f"X-Forwarded-For: {ALICE}"])
+    assert status == 200
+    assert headers.get("x-ts-login") == "bob@example.com"
+
+
+def test_forged_identity_headers_are_removed(make_site):
+    site = make_site()
+    forged = ["Tailscale-User-Login: alice@example.com",
+              "Tailscale-User-Name: Alice Example",
+              "Tailscale_User_Login: alice@example.com",
+              "Tailscale-App-Capabilities: {\"example.com/cap/web\":[{\"role\":\"admin\"}]}"]
+    status, headers, body = site.raw("phone", "/p/user-alice", headers=forged)
+    assert status == 403 and SECRET not in body
