@@ -1,0 +1,203 @@
+#!/usr/bin/python3
+"""The demo: a real Apache httpd with mod_authnz_tailscale and
+mod_md_tailscale in front of an emulated tailnet (no tailscaled needed).
+
+Shows which tailnet clients each rule lets in, the identity the server saw,
+and the ts.net certificate httpd serves - all through the same strict
+LocalAPI that a real tailscaled speaks.  Run it as root with build/demo.
+"""
+
+import os
+import re
+import shutil
+import socket
+import ssl
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "test"))
+
+from lib.emulator import Emulator  # noqa: E402
+from lib.httpd import Httpd  # noqa: E402
+from lib import netns as netns_lib  # noqa: E402
+from lib import rawhttp  # noqa: E402
+
+DOMAIN = "web1.tail1234.ts.net"
+
+CONFIG = r"""
+# --- identity: who may see what ------------------------------------------
+AuthTailscaleURL @SOCKET@
+AliasMatch "^/(team|admins|ci)$" "@DOCROOT@/secret.html"
+<Location /team>
+  <RequireAll>
+    Require tailscale-tailnet tail1234.ts.net
+    Require tailscale-user *
+  </RequireAll>
+</Location>
+<Location /admins>
+  Require tailscale-cap example.com/cap/web role=admin
+</Location>
+<Location /ci>
+  Require tailscale-tag tag:ci
+</Location>
+<Location /whoami>
+  AuthType tailscale
+  AuthTailscaleTaggedUser node
+  Require valid-user
+</Location>
+Alias /whoami "@DOCROOT@/secret.html"
+Header always set X-Remote-User "expr=%{REMOTE_USER}"
+Header always set X-Node "%{TAILSCALE_NODE_NAME}e" env=TAILSCALE_NODE_NAME
+Header always set X-Name "%{TAILSCALE_USER_NAME}e" env=TAILSCALE_USER_NAME
+Header always set X-Tags "%{TAILSCALE_TAGS}e" env=TAILSCALE_TAGS
+Header always set X-Caps "%{TAILSCALE_APP_CAPABILITIES}e" env=TAILSCALE_APP_CAPABILITIES
+
+# --- certificate: mod_md's own syntax, served by mod_ssl -----------------
+<MDomain web1.tail1234.ts.net>
+  MDCertificateProtocol tailscale
+  MDCertificateAuthority @SOCKET@
+</MDomain>
+<VirtualHost 127.0.0.1:@TLS_PORT@>
+  ServerName web1.tail1234.ts.net
+  SSLEngine on
+</VirtualHost>
+
+ExtendedStatus On
+<Location /server-status>
+  SetHandler server-status
+  Require ip 127.0.0.1
+</Location>
+"""
+
+CLIENTS = [
+    ("laptop", "alice@example.com"),
+    ("phone", "bob@example.com"),
+    ("juergen-pc", "juergen@example.com"),
+    ("ci-runner", "tagged tag:ci tag:build"),
+    ("friend", "friend@gmail.com, shared in"),
+    ("stranger", "not in the tailnet"),
+]
+PATHS = ["/team", "/admins", "/ci", "/whoami"]
+
+
+def title(text):
+    print(f"\n\033[1m== {text}\033[0m")
+
+
+def md_available():
+    return (REPO / "mod_md_tailscale" / ".libs" / "mod_md_tailscale.so").exists()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def show_matrix(get):
+    print(f"{'client':<12} {'who':<28}" + "".join(f"{p:>10}" for p in PATHS))
+    for client, who in CLIENTS:
+        row = f"{client:<12} {who:<28}"
+        for p in PATHS:
+            status = get(client, p)[0]
+            mark = {200: "200 ok", 403: "403", 401: "401", 503: "503"}.get(status, str(status))
+            row += f"{mark:>10}"
+        print(row)
+
+
+def main():
+    if os.geteuid() != 0:
+        sys.exit("build/demo must run as root (httpd, network namespaces).")
+    base = Path(tempfile.mkdtemp(prefix="tsl-demo-"))
+    os.chmod(base, 0o755)
+    emu = Emulator()
+    (base / "tailscaled").mkdir()
+    ns = None
+    httpd = None
+    try:
+        emu.start(base / "tailscaled")
+        title("An emulated tailscaled (strict LocalAPI) with the sample tailnet")
+        print(f"socket {emu.socket_path}; tailnet file test/emulator/tailnet.json")
+        st, _, body = emu.localapi("/localapi/v0/status", headers={"Host": "localhost"})
+        print(f"  a request with 'Host: localhost' (what the old Apache modules sent): "
+              f"{st} {body.strip()!r}")
+
+        try:
+            ns = netns_lib.TailnetNamespace().create()
+            mode = "netns"
+        except netns_lib.NetnsUnavailable as e:
+            print(f"  (no network namespaces: {e}; clients come from 127.0.0.1 "
+                  f"ports that the emulator maps to tailnet nodes)")
+            mode = "loopback"
+
+        our = ["authnz_tailscale"] + (["md_tailscale"] if md_available() else [])
+        config = CONFIG if md_available() else CONFIG.split("# --- certificate")[0] + \
+            CONFIG.split("</VirtualHost>")[1]
+        httpd = Httpd(base / "httpd", config=config, modules=["headers", "ssl", "status"],
+                      our=our, socket_path=emu.socket_path, tailnet=(mode == "netns"))
+        httpd.write_file("secret.html", "<h1>members only</h1>\n")
+        httpd.start()
+        title(f"Apache httpd with {', '.join('mod_' + m for m in our)}")
+        print(f"config: {httpd.conf_path}")
+        print(config.split("# --- certificate")[0].strip())
+
+        def get(client, path):
+            if mode == "netns":
+                return ns.raw(client, httpd.ts_port, path)
+            port = free_port()
+            if client != "stranger":   # the stranger stays unknown to tailscaled
+                emu.proxymap(f"127.0.0.1:{port}", client)
+            return rawhttp.request("127.0.0.1", httpd.port, path, src="127.0.0.1", sport=port)
+
+        title("Who gets in (client -> status per location)")
+        show_matrix(get)
+
+        title("The identity httpd saw (GET /whoami, AuthType tailscale)")
+        for client, _ in CLIENTS:
+            status, headers, _ = get(client, "/whoami")
+            if status == 200:
+                print(f"  {client:<11} REMOTE_USER={headers.get('x-remote-user', '')!r} "
+                      f"node={headers.get('x-node', '')!r} name={headers.get('x-name', '')!r} "
+                      f"tags={headers.get('x-tags', '')!r} caps={headers.get('x-caps', '')}")
+            else:
+                print(f"  {client:<11} {status}")
+
+        if md_available():
+            title(f"The certificate for {DOMAIN} (from tailscaled via mod_md_tailscale)")
+            ctx = ssl.create_default_context(cafile=str(emu.ca_pem_path))
+            for attempt in range(100):
+                try:
+                    with socket.create_connection(("127.0.0.1", httpd.tls_port), timeout=5) as s:
+                        with ctx.wrap_socket(s, server_hostname=DOMAIN) as t:
+                            cert = t.getpeercert()
+                            print(f"  verified TLS handshake: subject={cert['subject']}, "
+                                  f"notAfter={cert['notAfter']}")
+                            break
+                except (ssl.SSLError, OSError):
+                    import time
+                    time.sleep(0.2)
+            else:
+                print("  the real certificate did not arrive; see the error log")
+
+        title("What tailscaled was asked")
+        c = emu.counters()
+        print(f"  LocalAPI requests: {c['by_endpoint']}")
+        _, _, body = rawhttp.request("127.0.0.1", httpd.port, "/server-status?auto")
+        for line in body.splitlines():
+            if line.startswith("Tailscale"):
+                print("  " + line)
+        print(f"\nerror log: {httpd.error_log_path}")
+    finally:
+        if httpd:
+            httpd.stop(check_crashes=False)
+        if ns:
+            ns.destroy()
+        emu.stop()
+        if "--keep" not in sys.argv:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
