@@ -135,11 +135,15 @@ static const char *parse(cmd_parms *cmd, const char *line, const void **parsed,
                             : "tag (tag:ci)");
     }
     if (cmd->context) {
-        /* Tell the access checker this section needs an identity. */
+        /* Tell the access checker this section needs an identity.  The
+         * section has no config of ours yet unless one of our directives
+         * appeared in it, so make it as httpd would. */
         azt_dir_conf *dc = ap_get_module_config(cmd->context, &authnz_tailscale_module);
-        if (dc) {
-            dc->uses_tailscale = 1;
+        if (!dc) {
+            dc = azt_create_dir_conf(cmd->pool, (char *)cmd->path);
+            ap_set_module_config(cmd->context, &authnz_tailscale_module, dc);
         }
+        dc->uses_tailscale = 1;
     }
     *parsed = req;
     return NULL;

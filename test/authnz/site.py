@@ -64,7 +64,8 @@ CLIENT_NAMES = ["laptop", "phone", "juergen-pc", "ci-runner", "edge", "friend", 
 
 
 def site_config(extra=""):
-    parts = [f'AliasMatch "^/p/" "@DOCROOT@/secret.txt"', ECHO_IDENTITY]
+    parts = ["AuthTailscaleURL @SOCKET@", 'AliasMatch "^/p/" "@DOCROOT@/secret.txt"',
+             ECHO_IDENTITY]
     for name, rule in RULES.items():
         parts.append(f"<Location /p/{name}>\n  {rule}\n</Location>")
     parts.append(extra)

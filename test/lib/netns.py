@@ -93,10 +93,11 @@ class TailnetNamespace:
         return subprocess.run(["ip", "netns", "exec", self.ns] + list(cmd), check=check,
                               capture_output=True, text=True, timeout=timeout, **kw)
 
-    def curl(self, client, url, *args, v6=False, timeout=20):
-        """curl from a sample-tailnet client ('laptop', 'ci-runner', ...).
-        Returns (status_code, body, headers_text)."""
-        src = CLIENTS[client][1 if v6 else 0]
+    def curl(self, client, url, *args, timeout=20):
+        """curl from a sample-tailnet client ('laptop', 'ci-runner', ...), with
+        its IPv6 address when the URL's host is IPv6. Returns
+        (status_code, body, headers_text)."""
+        src = CLIENTS[client][1 if "://[" in url else 0]
         marker = "\n--TSL-STATUS--"
         cmd = ["curl", "-sS", "--max-time", str(timeout), "--interface", src,
                "-D", "/dev/stderr", "-o", "-", "-w", marker + "%{http_code}", *args, url]
