@@ -311,10 +311,11 @@ const azt_lookup *azt_lookup_request(request_rec *r)
 
     sk = socks ? apr_hash_get(socks, azt_conf_socket(sc), APR_HASH_KEY_STRING) : NULL;
     if (!sk) {
-        lk->code = lk->peer_code = TSL_ERR_INVALID;
-        lk->error = "mod_authnz_tailscale was not initialised for this server";
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "TS01010: %s", lk->error);
+        /* Cannot happen after child_init; fail closed (503) if it does. */
         lk->code = lk->peer_code = TSL_ERR_CONNECT;
+        lk->error = "mod_authnz_tailscale was not initialised for this server";
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "TS01010: %s (vhost %s)", lk->error,
+                      r->server->server_hostname);
         return lk;
     }
     if (!socket_peer(r->connection, &sa)) {
