@@ -476,6 +476,25 @@ NODE_KEYS = {"comment", "name", "fqdn", "id", "stable_id", "user", "tags", "shar
 USER_KEYS = {"comment", "id", "login", "display_name", "profile_pic_url", "groups"}
 
 
+def _entries(coll, key, what):
+    """users/nodes may be an object keyed by login/name (the documented form)
+    or a list of objects carrying that key."""
+    if coll is None:
+        return []
+    if isinstance(coll, dict):
+        out = []
+        for k, v in coll.items():
+            if not isinstance(v, dict):
+                raise TailnetError("%s[%r] must be an object" % (what, k))
+            if key in v and v[key] != k:
+                raise TailnetError("%s[%r] has %s %r" % (what, k, key, v[key]))
+            out.append(dict(v, **{key: k}))
+        return out
+    if isinstance(coll, list) and all(isinstance(v, dict) for v in coll):
+        return coll
+    raise TailnetError("%s must be an object keyed by %s (or a list of objects)" % (what, key))
+
+
 class Tailnet:
     """A validated, compiled tailnet description.  Immutable once built; the
     emulator swaps whole instances so a request always sees one consistent view."""
@@ -519,7 +538,7 @@ class Tailnet:
 
         self.users = {}
         self.users_by_login = {}
-        for u in r.get("users") or []:
+        for u in _entries(r.get("users"), "login", "users"):
             unknown = set(u) - USER_KEYS
             if unknown:
                 raise TailnetError("user %r: unknown keys %s" % (u.get("login"), sorted(unknown)))
@@ -542,7 +561,7 @@ class Tailnet:
         self.by_addr = {}
         self.by_key = {}
         self.by_id = {}
-        for n in r.get("nodes") or []:
+        for n in _entries(r.get("nodes"), "name", "nodes"):
             node = self._compile_node(n)
             self.nodes.append(node)
         self.self_name = r.get("self")
@@ -1418,8 +1437,17 @@ def read_body(reader, length, limit):
 
 def parse_request(reader):
     """Read one request the way net/http's readRequest does; raises
-    BadRequest with what Go would answer, or ClientGone."""
+    BadRequest with what Go would answer (carrying what was parsed so far),
+    or ClientGone."""
     req = Request()
+    try:
+        return _parse_request(reader, req)
+    except BadRequest as e:
+        e.req = req
+        raise
+
+
+def _parse_request(reader, req):
     budget = [GO_MAX_HEADER_BYTES]
 
     def line():
@@ -1942,9 +1970,13 @@ class LocalAPI:
 
     def bad_request(self, sock, creds, err):
         write_bad_request(sock, err)
-        self.emu.record({"method": "", "target": "", "headers": [], "uid": creds[1],
-                         "pid": creds[0], "status": err.code, "endpoint": "bad-request",
-                         "error": err.text or "malformed request"})
+        req = getattr(err, "req", None) or Request()
+        self.emu.record({"time": time.time(), "method": req.method, "target": req.target,
+                         "version": req.proto, "path": req.path, "host": req.host,
+                         "headers": [[k, v] for k, v in req.raw_headers],
+                         "uid": creds[1], "gid": creds[2], "pid": creds[0],
+                         "status": err.code, "endpoint": "bad-request",
+                         "error": err.text or "malformed request", "fault": None})
 
     def serve(self, req, w):
         emu = self.emu
@@ -2338,29 +2370,41 @@ class Control:
                 emu.set_tailnet(deep_merge(emu.tailnet.raw, self._json_body(req)))
                 return 200, {"ok": True}
         if p.startswith("/node/") or p == "/node":
-            name = p[len("/node/"):] if p.startswith("/node/") else None
+            name = go_unescape(p[len("/node/"):], False) if p.startswith("/node/") else None
             raw = copy.deepcopy(emu.tailnet.raw)
-            nodes = raw.setdefault("nodes", [])
-            idx = next((i for i, n in enumerate(nodes) if n.get("name") == name), None)
+            nodes = raw.get("nodes")
+            if isinstance(nodes, dict):
+                keys = list(nodes)
+            else:
+                nodes = raw["nodes"] = list(nodes or [])
+                keys = list(range(len(nodes)))
+            key = next((k for k in keys if (k if isinstance(nodes, dict) else nodes[k].get("name")) == name), None)
             if m == "POST" and name is None:
-                nodes.append(self._json_body(req))
+                body = self._json_body(req)
+                if isinstance(nodes, dict):
+                    if "name" not in body:
+                        raise ValueError("a new node needs a name")
+                    nodes[body.pop("name")] = body
+                else:
+                    nodes.append(body)
                 emu.set_tailnet(raw)
                 return 200, {"ok": True}
-            if idx is None:
+            if key is None:
                 return 404, {"error": "no node named %r" % name}
             if m == "GET":
                 node = emu.tailnet.by_name[name]
-                return 200, {"description": nodes[idx], "json": node["json"]}
+                return 200, {"description": nodes[key], "json": node["json"]}
             if m == "PATCH":
                 for k, v in self._json_body(req).items():
+                    # null removes a key, except where null is a value of its own
                     if v is None and k not in ("cap_map", "key_expiry", "node_cap_map", "online"):
-                        nodes[idx].pop(k, None)
+                        nodes[key].pop(k, None)
                     else:
-                        nodes[idx][k] = v
+                        nodes[key][k] = v
                 emu.set_tailnet(raw)
                 return 200, {"ok": True}
             if m == "DELETE":
-                del nodes[idx]
+                del nodes[key]
                 emu.set_tailnet(raw)
                 return 200, {"ok": True}
         if p == "/fault":

@@ -1,0 +1,39 @@
+"""Fixtures for the emulator's own tests: a fresh emulator per test."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lib.emulator import DEFAULT_TAILNET, Emulator  # noqa: E402
+
+
+def sample_tailnet():
+    """A fresh copy of the sample tailnet description (a dict to modify)."""
+    return json.loads(DEFAULT_TAILNET.read_text())
+
+
+@pytest.fixture
+def make_emulator(tmp_path):
+    """Factory: make_emulator(tailnet=None|dict, mode="strict", env=None, name=...)
+    -> a started Emulator; all are stopped at teardown."""
+    made = []
+
+    def factory(tailnet=None, mode="strict", env=None, state=None, **kw):
+        emu = Emulator()
+        made.append(emu)
+        state = state or tmp_path / ("state%d" % len(made))
+        return emu.start(state, tailnet=tailnet, mode=mode, env=env, **kw)
+
+    yield factory
+    for emu in made:
+        emu.stop()
+
+
+@pytest.fixture
+def emulator(make_emulator):
+    """A running strict emulator with the sample tailnet."""
+    return make_emulator()

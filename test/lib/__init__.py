@@ -1,0 +1,1 @@
+"""Shared helpers for the pytest suite (emulator, httpd, netns, pki, rawhttp)."""
