@@ -1,0 +1,191 @@
+"""tsl-check (tools/tsl-check.c) against the tailscaled emulator.
+
+Uses the `emulator` fixture of test/conftest.py (the strict emulator with the
+sample tailnet: self web1.tail1234.ts.net, laptop 100.101.102.103 owned by
+alice@example.com, ci-runner 100.88.1.2 tagged)."""
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TSL_CHECK = Path(os.environ.get("TSL_CHECK", ROOT / "tools" / "tsl-check"))
+WWW_DATA = 33
+
+pytestmark = pytest.mark.skipif(not TSL_CHECK.exists(),
+                                reason="tools/tsl-check is not built (run make)")
+
+
+def run(emu_or_socket, *args, uid=None, timeout=60):
+    sock = emu_or_socket if isinstance(emu_or_socket, str) else emu_or_socket.socket_path
+    cmd = [str(TSL_CHECK), "--socket", sock, *args]
+    kw = {}
+    if uid is not None:
+        kw = dict(user=uid, group=uid, extra_groups=[], cwd="/")
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_status(emulator):
+    rc, out, err = run(emulator, "status")
+    assert rc == 0, out + err
+    assert "backend state:   Running" in out
+    assert "self:            web1.tail1234.ts.net\n" in out
+    assert "tailnet:         example.com" in out
+    assert 'cert domains:    ["web1.tail1234.ts.net"]' in out
+    assert "version:         1.102.3" in out
+
+
+def test_status_file_url_socket(emulator):
+    rc, out, _ = run("file://localhost" + emulator.socket_path, "status")
+    assert rc == 0 and "backend state:   Running" in out
+
+
+def test_requests_use_localapi_host(emulator):
+    emulator.reset_requests()
+    assert run(emulator, "status")[0] == 0
+    reqs = [r for r in emulator.requests() if r.get("endpoint") == "status"]
+    assert reqs and reqs[-1]["host"] == "local-tailscaled.sock"
+    assert reqs[-1]["target"] == "/localapi/v0/status?peers=false"
+
+
+def test_whois_user(emulator):
+    rc, out, err = run(emulator, "whois", "100.101.102.103:443")
+    assert rc == 0, out + err
+    assert "login:           alice@example.com" in out
+    assert "node:            laptop.tail1234.ts.net" in out
+    assert "tagged:          no" in out
+    assert 'example.com/cap/web: [{"role":"admin"}]' in out
+
+
+def test_whois_ipv6_bracketed(emulator):
+    rc, out, _ = run(emulator, "whois", "[fd7a:115c:a1e0::e901:6667]:8443")
+    assert rc == 0 and "login:           alice@example.com" in out
+
+
+def test_whois_tagged(emulator):
+    rc, out, _ = run(emulator, "whois", "100.88.1.2")
+    assert rc == 0
+    assert "login:           tagged-devices" in out
+    assert "tagged:          tag:ci tag:build" in out
+    assert "node:            ci-runner.tail1234.ts.net" in out
+
+
+def test_whois_unknown(emulator):
+    rc, out, _ = run(emulator, "whois", "100.99.1.1:443")
+    assert rc == 1
+    assert "TS03011" in out and 'tailscaled said "no match for IP:port"' in out
+
+
+def test_whois_bad_address_is_usage_error(emulator):
+    rc, _, err = run(emulator, "whois", "laptop:443")
+    assert rc == 2 and "TS03010" in err
+
+
+def test_cert_as_root(emulator, tmp_dir):
+    key, chain = tmp_dir / "k.pem", tmp_dir / "c.pem"
+    rc, out, err = run(emulator, "cert", "web1.tail1234.ts.net", "--out-key", str(key),
+                       "--out-chain", str(chain))
+    assert rc == 0, out + err
+    assert "names:           web1.tail1234.ts.net" in out
+    assert "fingerprint:     sha256 " in out
+    assert "PRIVATE KEY" not in out
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert "PRIVATE KEY-----" in key.read_text()
+    assert chain.read_text().startswith("-----BEGIN CERTIFICATE-----")
+    sha = emulator.certs()["web1.tail1234.ts.net"]["sha256"].replace(":", "").lower()
+    assert sha in out
+
+
+def test_cert_without_out_key_never_prints_key(emulator):
+    rc, out, _ = run(emulator, "cert", "web1.tail1234.ts.net", "--min-validity", "3600")
+    assert rc == 0 and "PRIVATE KEY" not in out and "not shown" in out
+    assert any("min_validity=3600s" in r["target"] for r in emulator.requests())
+
+
+def test_cert_wrong_domain(emulator):
+    rc, out, _ = run(emulator, "cert", "other.tail1234.ts.net")
+    assert rc == 1
+    assert 'invalid domain "other.tail1234.ts.net"; must be one of ["web1.tail1234.ts.net"]' in out
+
+
+def test_cert_denied_as_www_data(emulator):
+    rc, out, _ = run(emulator, "cert", "web1.tail1234.ts.net", uid=WWW_DATA)
+    assert rc == 1
+    assert "cert access denied" in out
+    assert "tailscale set --operator=www-data" in out
+    assert "TS_PERMIT_CERT_UID=www-data" in out
+
+
+def test_check_as_root_issues_nothing(emulator):
+    rc, out, err = run(emulator, "check")
+    assert rc == 0, out + err
+    assert "FAIL" not in out and out.rstrip().endswith("all checks passed")
+    assert "ok   uid 0 (root) may fetch certificates" in out
+    assert emulator.certs() == {}   # the permission probe does not issue
+
+
+def test_check_denied_as_www_data(emulator):
+    rc, out, _ = run(emulator, "check", "web1.tail1234.ts.net", uid=WWW_DATA)
+    assert rc == 1
+    assert "FAIL TS03007: uid 33 (www-data) may not fetch certificates" in out
+    assert "tailscale set --operator=www-data" in out
+    assert "TS_PERMIT_CERT_UID=www-data" in out
+
+
+def test_check_permit_cert_uid(emulator):
+    emulator.patch_tailnet({"permissions": {"permit_cert_uid": "www-data"}})
+    rc, out, _ = run(emulator, "check", uid=WWW_DATA)
+    assert rc == 0, out
+    assert "ok   uid 33 (www-data) may fetch certificates" in out
+
+
+def test_check_https_disabled(emulator):
+    emulator.patch_tailnet({"https": False})
+    rc, out, _ = run(emulator, "check")
+    assert rc == 1
+    assert "FAIL TS03005" in out and "HTTPS Certificates in the admin console" in out
+
+
+def test_check_needs_login(emulator):
+    emulator.set_backend("NeedsLogin")
+    rc, out, _ = run(emulator, "check")
+    assert rc == 1
+    assert "FAIL TS03004: tailscale is not running: BackendState is NeedsLogin" in out
+    assert "tailscale up" in out
+
+
+def test_check_domain_not_allowed(emulator):
+    rc, out, _ = run(emulator, "check", "app.web1.tail1234.ts.net")
+    assert rc == 1
+    assert "FAIL TS03006" in out and "*.web1.tail1234.ts.net" in out
+
+
+def test_socket_missing(tmp_dir):
+    missing = str(tmp_dir / "nope" / "tailscaled.sock")
+    rc, out, _ = run(missing, "status")
+    assert rc == 3 and "does not exist" in out and missing in out
+    rc, out, _ = run(missing, "check")
+    assert rc == 3 and "FAIL TS03001" in out and "start tailscaled" in out
+
+
+def test_tailscaled_down(emulator):
+    emulator.fault("refuse")
+    rc, out, _ = run(emulator, "status")
+    assert rc == 3, out
+
+
+def test_timeout(emulator):
+    emulator.fault("hang")
+    rc, out, _ = run(emulator, "--timeout", "0.5", "status")
+    assert rc == 3 and "did not answer" in out
+
+
+def test_usage_errors(emulator):
+    assert run(emulator, "frobnicate")[0] == 2
+    assert run(emulator, "cert")[0] == 2
+    rc, _, err = run("relative.sock", "status")
+    assert rc == 2 and "file://localhost/" in err
