@@ -1,0 +1,119 @@
+/* mod_md_tailscale: event commands (see mdt_events.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <apr_strings.h>
+#include <httpd.h>
+#include <http_log.h>
+#include "mdt_events.h"
+
+APLOG_USE_MODULE(md_tailscale);
+
+#define CMD_TIMEOUT apr_time_from_sec(30)
+
+static int run(server_rec *s, const mdt_runtime *rt, const mdt_state *st,
+               const char *directive, const char *cmdline, const char *event,
+               apr_pool_t *p)
+{
+    char **argv0 = NULL, **argv;
+    int n = 0, i, status = 0;
+    pid_t pid;
+    apr_time_t deadline;
+
+    if (apr_tokenize_to_argv(cmdline, &argv0, p) != APR_SUCCESS || !argv0 || !argv0[0]) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "TS02072: %s '%s' cannot be parsed",
+                     directive, cmdline);
+        return -1;
+    }
+    while (argv0[n]) {
+        ++n;
+    }
+    argv = apr_pcalloc(p, sizeof(char *) * (apr_size_t)(n + 3));
+    for (i = 0; i < n; ++i) {
+        argv[i] = argv0[i];
+    }
+    if (event) {
+        argv[n++] = apr_pstrdup(p, event);
+    }
+    argv[n++] = apr_pstrdup(p, st->md->name);
+    argv[n] = NULL;
+
+    pid = fork();
+    if (pid < 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, "TS02072: %s: cannot fork for %s",
+                     directive, argv[0]);
+        return -1;
+    }
+    if (pid == 0) {
+        int fd = open("/dev/null", O_RDONLY);
+        sigset_t none;
+
+        if (fd >= 0) {
+            dup2(fd, 0);
+        }
+        for (fd = 3; fd < 1024; ++fd) {
+            close(fd);
+        }
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        setenv("MD_STORE", rt->store_dir, 1);
+        setenv("MD_DOMAIN", st->md->name, 1);
+        setenv("MD_EVENT", event ? event : "notify", 1);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    deadline = apr_time_now() + CMD_TIMEOUT;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            break;
+        }
+        if (r < 0 && errno != EINTR) {
+            status = -1;
+            break;
+        }
+        if (apr_time_now() > deadline) {
+            kill(pid, SIGKILL);
+            (void)waitpid(pid, &status, 0);
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "TS02072: %s %s for %s did not "
+                         "finish within 30s and was killed", directive, argv[0],
+                         st->md->name);
+            return -1;
+        }
+        apr_sleep(apr_time_from_msec(20));
+    }
+    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "TS02072: %s %s %s %s failed (%s %d)",
+                     directive, argv[0], event ? event : "", st->md->name,
+                     WIFEXITED(status) ? "exit status" : "signal",
+                     WIFEXITED(status) ? WEXITSTATUS(status)
+                                       : (WIFSIGNALED(status) ? WTERMSIG(status) : -1));
+        return -1;
+    }
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "TS02073: %s ran for %s %s", directive,
+                 event ? event : "", st->md->name);
+    return 0;
+}
+
+int mdt_event_fire(server_rec *s, const mdt_runtime *rt, const mdt_state *st,
+                   const char *event, apr_pool_t *ptemp)
+{
+    int rv = 0;
+
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "TS02073: MDomain %s: event %s",
+                 st->md->name, event);
+    if (rt->conf->message_cmd
+        && run(s, rt, st, "MDMessageCmd", rt->conf->message_cmd, event, ptemp) != 0) {
+        rv = -1;
+    }
+    if (!strcmp(event, "renewed") && rt->conf->notify_cmd
+        && run(s, rt, st, "MDNotifyCmd", rt->conf->notify_cmd, NULL, ptemp) != 0) {
+        rv = -1;
+    }
+    return rv;
+}

@@ -1,0 +1,22 @@
+/* mod_md_tailscale: MDMessageCmd / MDNotifyCmd, as in mod_md.
+ *
+ *   MDMessageCmd prog [args]  ->  prog args <event> <domain>
+ *       event: renewed, installed, expiring, errored
+ *   MDNotifyCmd prog [args]   ->  prog args <domain>   (when a certificate
+ *                                                        was obtained)
+ * Run by the helper process (so with the parent's rights) and waited for;
+ * the environment has MD_STORE (the store directory), MD_DOMAIN and
+ * MD_EVENT.  A non-zero exit is logged.
+ */
+#ifndef MDT_EVENTS_H
+#define MDT_EVENTS_H
+
+#include <httpd.h>
+#include "mdt_state.h"
+
+/* Run MDMessageCmd for event (and MDNotifyCmd for "renewed").
+ * Returns 0 if every command ran and exited 0 (or none is configured). */
+int mdt_event_fire(server_rec *s, const mdt_runtime *rt, const mdt_state *st,
+                   const char *event, apr_pool_t *ptemp);
+
+#endif

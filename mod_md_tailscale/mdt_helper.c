@@ -1,0 +1,381 @@
+/* mod_md_tailscale: the helper process (see mdt_helper.h). */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+#include <apr_strings.h>
+#include <apr_signal.h>
+#include <apr_thread_proc.h>
+#include <httpd.h>
+#include <http_log.h>
+#include <ap_listen.h>
+#include <mpm_common.h>
+#include "tsl_client.h"
+#include "mdt_driver.h"
+#include "mdt_events.h"
+#include "mdt_store.h"
+#include "mdt_helper.h"
+
+APLOG_USE_MODULE(md_tailscale);
+
+#define RESPAWN_DELAY   apr_time_from_sec(10)
+#define STOP_GRACE      apr_time_from_sec(2)
+#define ERRORED_EVERY   apr_time_from_sec(3600)
+#define EXPIRING_EVERY  apr_time_from_sec(86400)
+
+typedef struct mdt_helper {
+    apr_pool_t *pconf;
+    server_rec *s;
+    mdt_runtime *rt;
+    apr_proc_t proc;
+    pid_t parent;
+    int running;
+    int registered;
+    int stopping;
+    apr_time_t started;
+    apr_time_t died;
+    int deaths;
+} mdt_helper;
+
+static mdt_helper *current;
+
+/* ---- inside the helper ------------------------------------------------- */
+
+static void parent_gone_check(const mdt_helper *h)
+{
+    if (getppid() != h->parent) {
+        _exit(0);
+    }
+}
+
+static void maybe_expiring(server_rec *s, const mdt_runtime *rt, mdt_state *st,
+                           apr_pool_t *p)
+{
+    apr_time_t now = apr_time_now();
+    mdt_window ww = mdt_domain_warn_window(rt->conf, st->md);
+    apr_interval_time_t len;
+
+    if (st->served_fallback || !st->served.not_after) {
+        return;
+    }
+    if (st->cert.fingerprint[0] && strcmp(st->cert.fingerprint, st->served.fingerprint)
+        && st->cert.not_after > st->served.not_after) {
+        return;     /* a newer one is stored and waits for the restart */
+    }
+    len = mdt_window_length(&ww, st->served.not_after - st->served.not_before);
+    if (now < st->served.not_after - len) {
+        return;
+    }
+    if (st->expiring_event_at && now - st->expiring_event_at < EXPIRING_EVERY) {
+        return;
+    }
+    st->expiring_event_at = now;
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "TS02060: MDomain %s: the certificate "
+                 "in use expires %s (within MDWarnWindow %s) and no newer one could be "
+                 "obtained yet%s%s", st->md->name,
+                 mdt_time_rfc3339(p, st->served.not_after), mdt_window_str(p, &ww),
+                 st->err_text[0] ? "; last error: " : "", st->err_text);
+    (void)mdt_event_fire(s, rt, st, "expiring", p);
+}
+
+static void maybe_errored(server_rec *s, const mdt_runtime *rt, mdt_state *st,
+                          apr_pool_t *p)
+{
+    apr_time_t now = apr_time_now();
+
+    if (!strcmp(st->errored_event_kind, st->err_kind) && st->errored_event_at
+        && now - st->errored_event_at < ERRORED_EVERY) {
+        return;     /* reported at most hourly, unless the failure changes */
+    }
+    st->errored_event_at = now;
+    apr_cpystrn(st->errored_event_kind, st->err_kind, sizeof(st->errored_event_kind));
+    (void)mdt_event_fire(s, rt, st, "errored", p);
+}
+
+static void activate(mdt_helper *h, mdt_state *st, apr_pool_t *p)
+{
+    server_rec *s = h->s;
+
+    if (!strcmp(st->cert.fingerprint, st->served.fingerprint) || st->restart_requested) {
+        return;
+    }
+    if (mdt_config_auto_restart(h->rt->conf)) {
+        st->restart_requested = 1;
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "TS02032: MDomain %s: asking httpd "
+                     "(pid %ld) for a graceful restart to activate the new certificate",
+                     st->md->name, (long)h->parent);
+        if (kill(h->parent, AP_SIG_GRACEFUL) != 0) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, "TS02032: MDomain %s: cannot "
+                         "signal httpd; activate the certificate with a graceful "
+                         "restart", st->md->name);
+        }
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "TS02033: MDomain %s: a new "
+                     "certificate is stored; it becomes active with the next graceful "
+                     "restart (MDTailscaleAutoRestart is off)", st->md->name);
+    }
+    (void)p;
+}
+
+static void helper_start_domain(mdt_helper *h, mdt_state *st, tsl_client *client,
+                                apr_pool_t *p)
+{
+    const mdt_runtime *rt = h->rt;
+    apr_time_t now = apr_time_now();
+    mdt_stored *act;
+    const char *why;
+
+    st->pid = (int)getpid();
+    mdt_state_resume(p, rt, st);
+    act = mdt_store_load(p, rt->store_dir, st->md, now, &why);
+    mdt_state_set_cert(&st->cert, act ? act->pair : NULL, act ? act->gen : NULL);
+    if (st->served_fallback) {
+        (void)mdt_driver_probe(h->s, rt, st, client, p);
+    }
+    /* one check now (cheap on tailscaled's cache; picks up a renewal it did
+     * meanwhile), unless the parent just failed and asks us to wait */
+    if (!st->next_check || !strcmp(st->err_kind, "timeout") || st->next_check < now) {
+        st->next_check = now;
+    }
+    if (st->pending_renewed) {
+        st->pending_renewed = 0;
+        (void)mdt_event_fire(h->s, rt, st, "renewed", p);
+    }
+    if (!st->served_fallback && st->served.fingerprint[0]
+        && strcmp(st->served.fingerprint, st->installed_fp)) {
+        apr_cpystrn(st->installed_fp, st->served.fingerprint, sizeof(st->installed_fp));
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, h->s, "TS02034: MDomain %s: "
+                     "certificate %s (valid until %s) is installed and in use",
+                     st->md->name, st->served.fingerprint,
+                     mdt_time_rfc3339(p, st->served.not_after));
+        (void)mdt_event_fire(h->s, rt, st, "installed", p);
+    }
+    if (st->err_kind[0]) {
+        maybe_errored(h->s, rt, st, p);
+    }
+    (void)mdt_state_save(p, rt, st);
+}
+
+static void helper_main(mdt_helper *h)
+{
+    mdt_runtime *rt = h->rt;
+    apr_pool_t *hp, *tp;
+    tsl_client **clients;
+    tsl_client_options opts;
+    sigset_t none;
+    int i, n = rt->states->nelts;
+
+#ifdef __linux__
+    (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+#endif
+    parent_gone_check(h);
+    apr_signal(SIGTERM, SIG_DFL);
+    apr_signal(SIGINT, SIG_DFL);
+    apr_signal(SIGHUP, SIG_DFL);
+    apr_signal(SIGUSR1, SIG_DFL);
+    apr_signal(SIGWINCH, SIG_DFL);
+    apr_signal(SIGCHLD, SIG_DFL);
+    apr_signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    ap_close_listeners();
+
+    apr_pool_create(&hp, NULL);
+    apr_pool_tag(hp, "md_tailscale_helper");
+    tsl_global_init();
+    tsl_client_options_default(&opts);
+    opts.timeout = mdt_config_request_timeout(rt->conf);
+    clients = apr_pcalloc(hp, sizeof(*clients) * (apr_size_t)(n ? n : 1));
+    for (i = 0; i < n; ++i) {
+        mdt_state *st = APR_ARRAY_IDX(rt->states, i, mdt_state *);
+        clients[i] = tsl_client_create(hp, st->md->socket, &opts);
+        apr_pool_create(&tp, hp);
+        helper_start_domain(h, st, clients[i], tp);
+        apr_pool_destroy(tp);
+    }
+
+    for (;;) {
+        apr_time_t now, due = 0;
+
+        parent_gone_check(h);
+        now = apr_time_now();
+        for (i = 0; i < n; ++i) {
+            mdt_state *st = APR_ARRAY_IDX(rt->states, i, mdt_state *);
+            if (!due || st->next_check < due) {
+                due = st->next_check;
+            }
+        }
+        if (!n || due > now) {
+            apr_interval_time_t nap = n ? due - now : apr_time_from_sec(1);
+            apr_sleep(nap > apr_time_from_sec(1) ? apr_time_from_sec(1) : nap);
+            continue;
+        }
+        for (i = 0; i < n; ++i) {
+            mdt_state *st = APR_ARRAY_IDX(rt->states, i, mdt_state *);
+            mdt_check_outcome out;
+
+            if (st->next_check > now) {
+                continue;
+            }
+            apr_pool_create(&tp, hp);
+            out = mdt_driver_check(h->s, rt, st, clients[i], tp,
+                                   mdt_config_request_timeout(rt->conf));
+            parent_gone_check(h);
+            if (out == MDT_CHECK_NEW) {
+                (void)mdt_event_fire(h->s, rt, st, "renewed", tp);
+            }
+            else if (out == MDT_CHECK_FAILED) {
+                maybe_errored(h->s, rt, st, tp);
+            }
+            maybe_expiring(h->s, rt, st, tp);
+            (void)mdt_state_save(tp, rt, st);
+            if (out == MDT_CHECK_NEW) {
+                activate(h, st, tp);
+            }
+            apr_pool_destroy(tp);
+        }
+    }
+}
+
+/* ---- in the parent ------------------------------------------------------ */
+
+static void stop_helper(mdt_helper *h)
+{
+    apr_time_t deadline = apr_time_now() + STOP_GRACE;
+    int status;
+
+    if (!h->running) {
+        return;
+    }
+    h->stopping = 1;
+    kill(h->proc.pid, SIGTERM);
+    while (waitpid(h->proc.pid, &status, WNOHANG) == 0) {
+        if (apr_time_now() > deadline) {
+            kill(h->proc.pid, SIGKILL);
+            (void)waitpid(h->proc.pid, &status, 0);
+            break;
+        }
+        apr_sleep(apr_time_from_msec(10));
+    }
+    h->running = 0;
+}
+
+static void helper_maintenance(int reason, void *data, int status)
+{
+    mdt_helper *h = data;
+
+    if (getpid() != h->parent) {
+        return;     /* a request-serving child tearing down its copy */
+    }
+    switch (reason) {
+    case APR_OC_REASON_DEATH:
+    case APR_OC_REASON_LOST:
+        h->running = 0;
+        h->died = apr_time_now();
+        h->deaths++;
+        if (!h->stopping) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, h->s, "TS02071: certificate "
+                         "helper (pid %ld) ended unexpectedly (%s %d); the stored "
+                         "certificates stay in use and the helper is started again",
+                         (long)h->proc.pid,
+                         WIFSIGNALED(status) ? "signal" : "exit status",
+                         WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        }
+        if (h->registered) {
+            h->registered = 0;
+            apr_proc_other_child_unregister(h);
+        }
+        break;
+    case APR_OC_REASON_RESTART:
+        if (h->running) {
+            h->stopping = 1;
+            kill(h->proc.pid, SIGTERM);
+        }
+        break;
+    case APR_OC_REASON_UNREGISTER:
+        h->registered = 0;
+        stop_helper(h);
+        break;
+    default:
+        break;
+    }
+}
+
+static apr_status_t helper_cleanup(void *data)
+{
+    mdt_helper *h = data;
+
+    if (getpid() == h->parent && current == h) {
+        current = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t spawn(mdt_helper *h)
+{
+    apr_status_t rv;
+    int i;
+
+    h->stopping = 0;
+    rv = apr_proc_fork(&h->proc, h->pconf);
+    if (rv == APR_INCHILD) {
+        helper_main(h);
+        _exit(0);
+    }
+    if (rv != APR_INPARENT) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, h->s, "TS02070: cannot start the "
+                     "certificate helper process");
+        h->died = apr_time_now();
+        return rv;
+    }
+    h->running = 1;
+    h->started = apr_time_now();
+    apr_proc_other_child_register(&h->proc, helper_maintenance, h, NULL, h->pconf);
+    h->registered = 1;
+    for (i = 0; i < h->rt->states->nelts; ++i) {
+        /* the helper fired what was pending; a respawned one must not again */
+        APR_ARRAY_IDX(h->rt->states, i, mdt_state *)->pending_renewed = 0;
+    }
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, h->s, "TS02070: certificate helper started "
+                 "(pid %ld, uid %ld)", (long)h->proc.pid, (long)getuid());
+    return APR_SUCCESS;
+}
+
+apr_status_t mdt_helper_start(apr_pool_t *pconf, server_rec *s, mdt_runtime *rt)
+{
+    mdt_helper *h = apr_pcalloc(pconf, sizeof(*h));
+
+    h->pconf = pconf;
+    h->s = s;
+    h->rt = rt;
+    h->parent = getpid();
+    current = h;
+    apr_pool_cleanup_register(pconf, h, helper_cleanup, apr_pool_cleanup_null);
+    return spawn(h);
+}
+
+void mdt_helper_monitor(void)
+{
+    mdt_helper *h = current;
+    apr_interval_time_t delay;
+
+    if (!h || h->running || getpid() != h->parent) {
+        return;
+    }
+    /* 10s, 20s, ... up to 5 minutes after repeated deaths */
+    delay = RESPAWN_DELAY * (h->deaths < 30 ? h->deaths : 30);
+    if (delay < RESPAWN_DELAY) {
+        delay = RESPAWN_DELAY;
+    }
+    if (apr_time_now() - h->died >= delay) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, h->s, "TS02070: starting the "
+                     "certificate helper again");
+        (void)spawn(h);
+    }
+}

@@ -1,0 +1,227 @@
+/* mod_md_tailscale: per-domain run-time state and its status file. */
+#include <stdlib.h>
+#include <string.h>
+#include <apr_strings.h>
+#include "mdt_store.h"
+#include "mdt_state.h"
+
+static mdt_runtime *runtime;
+
+static apr_status_t runtime_cleanup(void *data)
+{
+    if (runtime == data) {
+        runtime = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+mdt_runtime *mdt_runtime_get(void)
+{
+    return runtime;
+}
+
+void mdt_runtime_set(apr_pool_t *pconf, mdt_runtime *rt)
+{
+    runtime = rt;
+    apr_pool_cleanup_register(pconf, rt, runtime_cleanup, apr_pool_cleanup_null);
+}
+
+mdt_state *mdt_runtime_state(const mdt_runtime *rt, const mdt_domain *d)
+{
+    int i;
+
+    for (i = 0; rt && i < rt->states->nelts; ++i) {
+        mdt_state *st = APR_ARRAY_IDX(rt->states, i, mdt_state *);
+        if (st->md == d) {
+            return st;
+        }
+    }
+    return NULL;
+}
+
+mdt_state *mdt_state_create(apr_pool_t *p, const mdt_domain *d)
+{
+    mdt_state *st = apr_pcalloc(p, sizeof(*st));
+
+    st->md = d;
+    return st;
+}
+
+void mdt_state_set_cert(mdt_cert_info *ci, const tsl_cert_pair *pair, const char *gen)
+{
+    memset(ci, 0, sizeof(*ci));
+    if (!pair) {
+        return;
+    }
+    apr_cpystrn(ci->fingerprint, pair->fingerprint ? pair->fingerprint : "",
+                sizeof(ci->fingerprint));
+    apr_cpystrn(ci->gen, gen ? gen : "", sizeof(ci->gen));
+    ci->not_before = pair->not_before;
+    ci->not_after = pair->not_after;
+}
+
+void mdt_state_set_error(mdt_state *st, const char *id, const char *kind,
+                         const char *text, const char *hint, int http_status)
+{
+    apr_cpystrn(st->err_id, id ? id : "", sizeof(st->err_id));
+    apr_cpystrn(st->err_kind, kind ? kind : "", sizeof(st->err_kind));
+    apr_cpystrn(st->err_text, text ? text : "", sizeof(st->err_text));
+    apr_cpystrn(st->err_hint, hint ? hint : "", sizeof(st->err_hint));
+    st->err_status = http_status;
+    st->err_at = apr_time_now();
+}
+
+void mdt_state_clear_error(mdt_state *st)
+{
+    st->err_id[0] = st->err_kind[0] = st->err_text[0] = st->err_hint[0] = '\0';
+    st->err_status = 0;
+    st->err_at = 0;
+}
+
+const char *mdt_state_word(const mdt_state *st, apr_time_t now)
+{
+    if (st->served_fallback) {
+        return "fallback";
+    }
+    if (st->served.not_after && now >= st->served.not_after) {
+        return "expired";
+    }
+    if (st->cert.fingerprint[0] && strcmp(st->cert.fingerprint, st->served.fingerprint)) {
+        return "pending-restart";
+    }
+    return "valid";
+}
+
+static json_t *jtime(apr_pool_t *p, apr_time_t t)
+{
+    return t > 0 ? json_string(mdt_time_rfc3339(p, t)) : json_null();
+}
+
+static json_t *jcert(apr_pool_t *p, const mdt_cert_info *ci)
+{
+    if (!ci->fingerprint[0]) {
+        return json_null();
+    }
+    return json_pack("{s:s, s:o, s:o, s:s}", "fingerprint", ci->fingerprint,
+                     "notBefore", jtime(p, ci->not_before),
+                     "notAfter", jtime(p, ci->not_after),
+                     "generation", ci->gen);
+}
+
+json_t *mdt_state_to_json(apr_pool_t *p, const mdt_runtime *rt, const mdt_state *st)
+{
+    const mdt_domain *d = st->md;
+    apr_time_t now = apr_time_now();
+    mdt_window rw = mdt_domain_renew_window(rt->conf, d);
+    json_t *o = json_object(), *names = json_array(), *err;
+    int i;
+
+    for (i = 0; i < d->names->nelts; ++i) {
+        json_array_append_new(names, json_string(APR_ARRAY_IDX(d->names, i, const char *)));
+    }
+    json_object_set_new(o, "name", json_string(d->name));
+    json_object_set_new(o, "names", names);
+    json_object_set_new(o, "request", json_string(d->request));
+    json_object_set_new(o, "socket", json_string(d->socket ? d->socket : ""));
+    json_object_set_new(o, "state", json_string(mdt_state_word(st, now)));
+    json_object_set_new(o, "fallback", json_boolean(st->served_fallback));
+    json_object_set_new(o, "served", st->served_fallback ? json_null()
+                                                         : jcert(p, &st->served));
+    json_object_set_new(o, "cert", jcert(p, &st->cert));
+    json_object_set_new(o, "renewWindow", json_string(mdt_window_str(p, &rw)));
+    json_object_set_new(o, "renewAt", jtime(p, st->renew_at));
+    json_object_set_new(o, "lastCheck", jtime(p, st->last_check));
+    json_object_set_new(o, "nextCheck", jtime(p, st->next_check));
+    json_object_set_new(o, "lastSuccess", jtime(p, st->last_success));
+    json_object_set_new(o, "retryAfterUntil", jtime(p, st->retry_after_until));
+    json_object_set_new(o, "errors", json_integer(st->errors));
+    json_object_set_new(o, "obtained", json_integer(st->obtained));
+    json_object_set_new(o, "renewals", json_integer(st->renewals));
+    if (st->err_kind[0]) {
+        err = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o}", "id", st->err_id,
+                        "kind", st->err_kind, "text", st->err_text,
+                        "hint", st->err_hint, "httpStatus", st->err_status,
+                        "at", jtime(p, st->err_at));
+    }
+    else {
+        err = json_null();
+    }
+    json_object_set_new(o, "lastError", err);
+    json_object_set_new(o, "certDomains", st->cert_domains[0]
+                        ? json_string(st->cert_domains) : json_null());
+    json_object_set_new(o, "backendState", st->backend_state[0]
+                        ? json_string(st->backend_state) : json_null());
+    json_object_set_new(o, "installedFingerprint", json_string(st->installed_fp));
+    json_object_set_new(o, "erroredEventAt", jtime(p, st->errored_event_at));
+    json_object_set_new(o, "erroredEventKind", json_string(st->errored_event_kind));
+    json_object_set_new(o, "expiringEventAt", jtime(p, st->expiring_event_at));
+    json_object_set_new(o, "helperPid", json_integer(st->pid));
+    json_object_set_new(o, "updated", jtime(p, now));
+    return o;
+}
+
+const char *mdt_state_save(apr_pool_t *p, const mdt_runtime *rt, const mdt_state *st)
+{
+    json_t *o = mdt_state_to_json(p, rt, st);
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+    const char *err;
+
+    json_decref(o);
+    if (!text) {
+        return "cannot encode the status";
+    }
+    err = mdt_store_write_atomic(p, mdt_store_status_path(p, rt->store_dir, st->md),
+                                 text, strlen(text), 0644);
+    free(text);
+    return err;
+}
+
+json_t *mdt_state_load_json(apr_pool_t *p, const mdt_runtime *rt, const mdt_domain *d)
+{
+    apr_size_t len;
+    char *text = mdt_store_read(p, mdt_store_status_path(p, rt->store_dir, d),
+                                1024 * 1024, &len);
+    json_error_t jerr;
+
+    if (!text) {
+        return NULL;
+    }
+    return json_loadb(text, len, 0, &jerr);
+}
+
+static void copy_str(json_t *o, const char *key, char *buf, apr_size_t size)
+{
+    json_t *v = json_object_get(o, key);
+
+    if (json_is_string(v)) {
+        apr_cpystrn(buf, json_string_value(v), size);
+    }
+}
+
+void mdt_state_resume(apr_pool_t *p, const mdt_runtime *rt, mdt_state *st)
+{
+    json_t *o = mdt_state_load_json(p, rt, st->md);
+    json_t *v;
+
+    if (!o) {
+        return;
+    }
+    if (json_is_integer(v = json_object_get(o, "obtained"))) {
+        st->obtained += (int)json_integer_value(v);
+    }
+    if (json_is_integer(v = json_object_get(o, "renewals"))) {
+        st->renewals += (int)json_integer_value(v);
+    }
+    copy_str(o, "installedFingerprint", st->installed_fp, sizeof(st->installed_fp));
+    copy_str(o, "erroredEventKind", st->errored_event_kind, sizeof(st->errored_event_kind));
+    if (json_is_string(v = json_object_get(o, "erroredEventAt"))) {
+        st->errored_event_at = mdt_time_parse_rfc3339(json_string_value(v));
+    }
+    if (json_is_string(v = json_object_get(o, "expiringEventAt"))) {
+        st->expiring_event_at = mdt_time_parse_rfc3339(json_string_value(v));
+    }
+    if (json_is_string(v = json_object_get(o, "lastSuccess")) && !st->last_success) {
+        st->last_success = mdt_time_parse_rfc3339(json_string_value(v));
+    }
+    json_decref(o);
+}

@@ -1,0 +1,420 @@
+/* mod_md_tailscale: atomic certificate store (layout in mdt_store.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <dirent.h>
+#include <unistd.h>
+#include <apr_strings.h>
+#include <apr_tables.h>
+#include "mdt_store.h"
+
+#define KEY_FILE   "privkey.pem"
+#define CHAIN_FILE "pubcert.pem"
+#define CURRENT    "current"
+
+static const char *sys_err(apr_pool_t *p, const char *what, const char *path, int err)
+{
+    return apr_psprintf(p, "%s %s: %s", what, path, strerror(err));
+}
+
+static const char *mkdir_mode(apr_pool_t *p, const char *path, mode_t mode, int enforce)
+{
+    struct stat st;
+
+    if (mkdir(path, mode) != 0 && errno != EEXIST) {
+        return sys_err(p, "cannot create directory", path, errno);
+    }
+    if (stat(path, &st) != 0) {
+        return sys_err(p, "cannot stat", path, errno);
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return apr_psprintf(p, "%s exists but is not a directory", path);
+    }
+    /* umask may have narrowed or an older install widened it */
+    if ((enforce || (st.st_mode & 07777) != mode) && st.st_uid == geteuid()
+        && chmod(path, mode) != 0) {
+        return sys_err(p, "cannot set the mode of", path, errno);
+    }
+    return NULL;
+}
+
+static const char *mkdir_parents(apr_pool_t *p, const char *path)
+{
+    char *copy = apr_pstrdup(p, path), *s;
+
+    for (s = copy + 1; *s; ++s) {
+        if (*s == '/') {
+            *s = '\0';
+            if (mkdir(copy, 0755) != 0 && errno != EEXIST) {
+                return sys_err(p, "cannot create directory", copy, errno);
+            }
+            *s = '/';
+        }
+    }
+    return NULL;
+}
+
+static void fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+static const char *write_new_file(apr_pool_t *p, const char *path, const char *data,
+                                  apr_size_t len, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    apr_size_t off = 0;
+
+    if (fd < 0) {
+        return sys_err(p, "cannot create", path, errno);
+    }
+    if (fchmod(fd, mode) != 0) {
+        int err = errno;
+        close(fd);
+        return sys_err(p, "cannot set the mode of", path, err);
+    }
+    while (off < len) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0) {
+            int err = errno;
+            if (err == EINTR) {
+                continue;
+            }
+            close(fd);
+            return sys_err(p, "cannot write", path, err);
+        }
+        off += (apr_size_t)n;
+    }
+    if (fsync(fd) != 0) {
+        int err = errno;
+        close(fd);
+        return sys_err(p, "cannot sync", path, err);
+    }
+    if (close(fd) != 0) {
+        return sys_err(p, "cannot close", path, errno);
+    }
+    return NULL;
+}
+
+static const char *dir_of(apr_pool_t *p, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash && slash != path ? apr_pstrmemdup(p, path, (apr_size_t)(slash - path)) : "/";
+}
+
+const char *mdt_store_write_atomic(apr_pool_t *p, const char *path, const char *data,
+                                   apr_size_t len, int mode)
+{
+    const char *tmp = apr_psprintf(p, "%s.tmp%ld", path, (long)getpid());
+    const char *err;
+
+    (void)unlink(tmp);
+    if ((err = write_new_file(p, tmp, data, len, (mode_t)mode))) {
+        (void)unlink(tmp);
+        return err;
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        (void)unlink(tmp);
+        return sys_err(p, "cannot rename into", path, e);
+    }
+    fsync_dir(dir_of(p, path));
+    return NULL;
+}
+
+char *mdt_store_read(apr_pool_t *p, const char *path, apr_size_t max, apr_size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    char *buf;
+    apr_size_t off = 0;
+
+    if (fd < 0) {
+        return NULL;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (apr_size_t)st.st_size > max) {
+        close(fd);
+        return NULL;
+    }
+    buf = apr_palloc(p, (apr_size_t)st.st_size + 1);
+    while (off < (apr_size_t)st.st_size) {
+        ssize_t n = read(fd, buf + off, (apr_size_t)st.st_size - off);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        off += (apr_size_t)n;
+    }
+    close(fd);
+    buf[off] = '\0';
+    if (len) {
+        *len = off;
+    }
+    return buf;
+}
+
+const char *mdt_store_init(apr_pool_t *p, const char *dir)
+{
+    const char *err;
+
+    if ((err = mkdir_parents(p, dir))
+        || (err = mkdir_mode(p, dir, 0755, 0))
+        || (err = mkdir_mode(p, apr_pstrcat(p, dir, "/domains", NULL), 0700, 1))
+        || (err = mkdir_mode(p, apr_pstrcat(p, dir, "/fallback", NULL), 0700, 1))
+        || (err = mkdir_mode(p, apr_pstrcat(p, dir, "/status", NULL), 0755, 0))) {
+        return err;
+    }
+    return NULL;
+}
+
+const char *mdt_store_dname(apr_pool_t *p, const char *request)
+{
+    if (request[0] == '*' && request[1] == '.') {
+        return apr_pstrcat(p, "wildcard_", request + 1, NULL);
+    }
+    return request;
+}
+
+const char *mdt_store_domain_dir(apr_pool_t *p, const char *dir, const mdt_domain *d)
+{
+    return apr_pstrcat(p, dir, "/domains/", mdt_store_dname(p, d->request), NULL);
+}
+
+const char *mdt_store_fallback_dir(apr_pool_t *p, const char *dir, const mdt_domain *d)
+{
+    return apr_pstrcat(p, dir, "/fallback/", mdt_store_dname(p, d->request), NULL);
+}
+
+const char *mdt_store_status_path(apr_pool_t *p, const char *dir, const mdt_domain *d)
+{
+    return apr_pstrcat(p, dir, "/status/", mdt_store_dname(p, d->request), ".json", NULL);
+}
+
+/* ---- usability -------------------------------------------------------- */
+
+static int san_covers(const char *san, const char *name)
+{
+    if (!strcasecmp(san, name)) {
+        return 1;
+    }
+    if (san[0] == '*' && san[1] == '.' && name[0] != '*') {
+        const char *dot = strchr(name, '.');
+        return dot && dot != name && !strcasecmp(dot + 1, san + 2);
+    }
+    return 0;
+}
+
+const char *mdt_store_pair_usable(apr_pool_t *p, const tsl_cert_pair *pair,
+                                  const mdt_domain *d, apr_time_t now)
+{
+    int i, j;
+
+    if (now < pair->not_before) {
+        return "the certificate is not valid yet";
+    }
+    if (now >= pair->not_after) {
+        return "the certificate has expired";
+    }
+    for (i = 0; i < d->names->nelts; ++i) {
+        const char *n = APR_ARRAY_IDX(d->names, i, const char *);
+        int ok = 0;
+        for (j = 0; pair->names && j < pair->names->nelts && !ok; ++j) {
+            ok = san_covers(APR_ARRAY_IDX(pair->names, j, const char *), n);
+        }
+        if (!ok) {
+            return apr_psprintf(p, "the certificate does not cover %s (it has %s)", n,
+                                pair->names && pair->names->nelts
+                                ? apr_array_pstrcat(p, pair->names, ' ') : "no names");
+        }
+    }
+    return NULL;
+}
+
+/* ---- generations ------------------------------------------------------ */
+
+static mdt_stored *load_gen(apr_pool_t *p, const char *ddir, const char *gen,
+                            const mdt_domain *d, apr_time_t now, const char **why)
+{
+    mdt_stored *s = apr_pcalloc(p, sizeof(*s));
+    tsl_result res;
+    const char *bad;
+
+    s->gen = gen;
+    s->key_file = apr_pstrcat(p, ddir, "/", gen, "/" KEY_FILE, NULL);
+    s->chain_file = apr_pstrcat(p, ddir, "/", gen, "/" CHAIN_FILE, NULL);
+    tsl_result_init(&res);
+    if (tsl_cert_pair_load(p, s->key_file, s->chain_file, &s->pair, &res) != TSL_OK) {
+        *why = apr_psprintf(p, "generation %s: %s", gen, res.text);
+        return NULL;
+    }
+    if ((bad = mdt_store_pair_usable(p, s->pair, d, now))) {
+        *why = apr_psprintf(p, "generation %s: %s", gen, bad);
+        return NULL;
+    }
+    return s;
+}
+
+static int is_gen_name(const char *n)
+{
+    return n[0] == 'g' && strlen(n) > 1 && !strchr(n, '/');
+}
+
+static apr_array_header_t *list_gens(apr_pool_t *p, const char *ddir, int with_tmp)
+{
+    apr_array_header_t *a = apr_array_make(p, 4, sizeof(const char *));
+    DIR *dh = opendir(ddir);
+    struct dirent *e;
+
+    if (!dh) {
+        return a;
+    }
+    while ((e = readdir(dh)) != NULL) {
+        if (is_gen_name(e->d_name) || (with_tmp && !strncmp(e->d_name, ".tmp-", 5))) {
+            APR_ARRAY_PUSH(a, const char *) = apr_pstrdup(p, e->d_name);
+        }
+    }
+    closedir(dh);
+    return a;
+}
+
+static const char *current_gen(apr_pool_t *p, const char *ddir)
+{
+    char buf[256];
+    ssize_t n = readlink(apr_pstrcat(p, ddir, "/" CURRENT, NULL), buf, sizeof(buf) - 1);
+
+    if (n <= 0) {
+        return NULL;
+    }
+    buf[n] = '\0';
+    return is_gen_name(buf) ? apr_pstrdup(p, buf) : NULL;
+}
+
+mdt_stored *mdt_store_load(apr_pool_t *p, const char *dir, const mdt_domain *d,
+                           apr_time_t now, const char **why)
+{
+    const char *ddir = mdt_store_domain_dir(p, dir, d);
+    const char *cur = current_gen(p, ddir);
+    const char *reason = "no certificate stored yet";
+    mdt_stored *s = NULL, *best = NULL;
+    apr_array_header_t *gens;
+    int i;
+
+    if (cur && (s = load_gen(p, ddir, cur, d, now, &reason))) {
+        return s;
+    }
+    /* the active one is unusable (expired, or damaged by hand): any other? */
+    gens = list_gens(p, ddir, 0);
+    for (i = 0; i < gens->nelts; ++i) {
+        const char *g = APR_ARRAY_IDX(gens, i, const char *);
+        const char *r2;
+        if (cur && !strcmp(g, cur)) {
+            continue;
+        }
+        if ((s = load_gen(p, ddir, g, d, now, &r2))) {
+            if (!best || s->pair->not_after > best->pair->not_after) {
+                best = s;
+            }
+        }
+    }
+    if (!best && why) {
+        *why = reason;
+    }
+    return best;
+}
+
+const char *mdt_store_save(apr_pool_t *p, const char *dir, const mdt_domain *d,
+                           const tsl_cert_pair *pair, mdt_stored **out)
+{
+    const char *ddir = mdt_store_domain_dir(p, dir, d);
+    const char *gen = apr_psprintf(p, "g%016" APR_UINT64_T_HEX_FMT,
+                                   (apr_uint64_t)apr_time_now());
+    const char *tmp = apr_pstrcat(p, ddir, "/.tmp-", gen, NULL);
+    const char *final = apr_pstrcat(p, ddir, "/", gen, NULL);
+    const char *link_tmp = apr_pstrcat(p, ddir, "/.current.tmp", NULL);
+    const char *err;
+    mdt_stored *s;
+
+    if ((err = mkdir_mode(p, ddir, 0700, 1))) {
+        return err;
+    }
+    if (mkdir(tmp, 0700) != 0) {
+        return sys_err(p, "cannot create directory", tmp, errno);
+    }
+    if ((err = write_new_file(p, apr_pstrcat(p, tmp, "/" KEY_FILE, NULL), pair->key_pem,
+                              strlen(pair->key_pem), 0600))
+        || (err = write_new_file(p, apr_pstrcat(p, tmp, "/" CHAIN_FILE, NULL),
+                                 pair->chain_pem, strlen(pair->chain_pem), 0644))) {
+        return err;     /* the .tmp- directory is removed by the next prune */
+    }
+    fsync_dir(tmp);
+    if (rename(tmp, final) != 0) {
+        return sys_err(p, "cannot rename into", final, errno);
+    }
+    fsync_dir(ddir);
+    (void)unlink(link_tmp);
+    if (symlink(gen, link_tmp) != 0) {
+        return sys_err(p, "cannot create", link_tmp, errno);
+    }
+    if (rename(link_tmp, apr_pstrcat(p, ddir, "/" CURRENT, NULL)) != 0) {
+        int e = errno;
+        (void)unlink(link_tmp);
+        return sys_err(p, "cannot activate", final, e);
+    }
+    fsync_dir(ddir);
+    if (out) {
+        s = apr_pcalloc(p, sizeof(*s));
+        s->gen = gen;
+        s->key_file = apr_pstrcat(p, final, "/" KEY_FILE, NULL);
+        s->chain_file = apr_pstrcat(p, final, "/" CHAIN_FILE, NULL);
+        s->pair = (tsl_cert_pair *)pair;
+        *out = s;
+    }
+    return NULL;
+}
+
+static void remove_gen_dir(apr_pool_t *p, const char *path)
+{
+    DIR *dh = opendir(path);
+    struct dirent *e;
+
+    if (dh) {
+        while ((e = readdir(dh)) != NULL) {
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                (void)unlink(apr_pstrcat(p, path, "/", e->d_name, NULL));
+            }
+        }
+        closedir(dh);
+    }
+    (void)rmdir(path);
+}
+
+void mdt_store_prune(apr_pool_t *p, const char *dir, const mdt_domain *d,
+                     const char *keep_gen)
+{
+    const char *ddir = mdt_store_domain_dir(p, dir, d);
+    const char *cur = current_gen(p, ddir);
+    apr_array_header_t *gens = list_gens(p, ddir, 1);
+    int i;
+
+    if (!cur) {
+        return;     /* nothing active: keep everything for inspection */
+    }
+    for (i = 0; i < gens->nelts; ++i) {
+        const char *g = APR_ARRAY_IDX(gens, i, const char *);
+        if (!strcmp(g, cur) || (keep_gen && !strcmp(g, keep_gen))) {
+            continue;
+        }
+        remove_gen_dir(p, apr_pstrcat(p, ddir, "/", g, NULL));
+    }
+}
