@@ -161,7 +161,8 @@ static const char *names_str(apr_pool_t *p, const apr_array_header_t *names)
     int i;
 
     for (i = 0; names && i < names->nelts; i++) {
-        s = apr_pstrcat(p, s, i ? " " : "", APR_ARRAY_IDX(names, i, const char *),
+        s = apr_pstrcat(p, s, i ? " " : "",
+                        tsl_printable(p, APR_ARRAY_IDX(names, i, const char *), 255),
                         NULL);
     }
     return apr_pstrcat(p, s, "]", NULL);
@@ -254,7 +255,8 @@ static tsl_code parse_parts(apr_pool_t *p, const char *key, apr_size_t key_len,
         code = tsl_result_set(res, p, TSL_ERR_CERT,
                               "certificate for %s does not match its private key",
                               pair->names->nelts
-                                  ? APR_ARRAY_IDX(pair->names, 0, const char *)
+                                  ? tsl_printable(p, APR_ARRAY_IDX(pair->names, 0,
+                                                                   const char *), 255)
                                   : "(no name)");
         goto done;
     }

@@ -547,24 +547,16 @@ tsl_code tsl_client_get(tsl_client *c, apr_pool_t *p, const char *path_query,
  * characters (which would forge log lines) replaced by spaces, capped. */
 static const char *error_text(apr_pool_t *p, const tsl_response *resp)
 {
-    apr_size_t n = resp->body_len, i;
+    apr_size_t n = resp->body_len;
     char *t;
 
     while (n > 0 && (resp->body[n - 1] == '\n' || resp->body[n - 1] == '\r'
                      || resp->body[n - 1] == ' ')) {
         n--;
     }
-    if (n > 1024) {
-        n = 1024;
-    }
+    /* the body may hold NULs: cut there, as a C string must */
     t = apr_pstrmemdup(p, resp->body, n);
-    for (i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)t[i];
-        if (ch < 0x20 || ch == 0x7f) {
-            t[i] = ' ';
-        }
-    }
-    return t;
+    return tsl_printable(p, t, 1024);
 }
 
 tsl_code tsl_result_from_response(tsl_result *res, apr_pool_t *p,

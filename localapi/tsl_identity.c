@@ -580,7 +580,8 @@ tsl_code tsl_identity_parse(apr_pool_t *p, const char *json, apr_size_t len,
     if (!root) {
         return tsl_result_set(res, p, TSL_ERR_PARSE,
                               "whois answer is not valid JSON: %s (line %d, "
-                              "column %d)", jerr.text, jerr.line, jerr.column);
+                              "column %d)", tsl_printable(p, jerr.text, 200), jerr.line,
+                              jerr.column);
     }
     id = apr_pcalloc(p, sizeof(*id));
     id->caps = apr_array_make(p, 4, sizeof(tsl_cap));

@@ -1,5 +1,6 @@
 /* Result codes, their names and operator hints. */
 #include <stdarg.h>
+#include <string.h>
 #include <apr_strings.h>
 #include "tsl_result.h"
 
@@ -120,4 +121,26 @@ int tsl_result_is_unavailable(const tsl_result *res)
         return res->http_status == 0 || res->http_status >= 500;
     }
     return tsl_code_is_unavailable(res->code);
+}
+
+const char *tsl_printable(apr_pool_t *p, const char *s, apr_size_t max)
+{
+    apr_size_t n, i;
+    char *t;
+
+    if (!s) {
+        return "";
+    }
+    n = strlen(s);
+    t = apr_palloc(p, (n > max ? max : n) + 4);
+    for (i = 0; i < n && i < max; i++) {
+        unsigned char c = (unsigned char)s[i];
+        t[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+    }
+    if (n > max) {
+        memcpy(t + i, "...", 3);
+        i += 3;
+    }
+    t[i] = '\0';
+    return t;
 }

@@ -53,4 +53,8 @@ int tsl_code_is_unavailable(tsl_code code);
  * counts as unavailable only for 5xx (or no status). */
 int tsl_result_is_unavailable(const tsl_result *res);
 
+/* s made safe for one log line: control characters become spaces and the
+ * text is cut to max bytes (with "..." appended). Never NULL. */
+const char *tsl_printable(apr_pool_t *p, const char *s, apr_size_t max);
+
 #endif

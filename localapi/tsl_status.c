@@ -121,7 +121,8 @@ tsl_code tsl_status_parse(apr_pool_t *p, const char *json, apr_size_t len,
     if (!root) {
         return tsl_result_set(res, p, TSL_ERR_PARSE,
                               "status answer is not valid JSON: %s (line %d, "
-                              "column %d)", jerr.text, jerr.line, jerr.column);
+                              "column %d)", tsl_printable(p, jerr.text, 200), jerr.line,
+                              jerr.column);
     }
     st = apr_pcalloc(p, sizeof(*st));
     err = fill_status(p, root, st);

@@ -68,6 +68,9 @@ static void test_result(void)
              && !tsl_code_is_unavailable(TSL_ERR_INVALID)
              && !tsl_code_is_unavailable(TSL_ERR_CERT),
              "definite answers are not unavailable");
+    TU_STR(tsl_printable(pool, "a\nb\rc\x1b", 100), "a b c ", "printable replaces control characters");
+    TU_STR(tsl_printable(pool, "abcdef", 3), "abc...", "printable cuts long text");
+    TU_STR(tsl_printable(pool, NULL, 3), "", "printable NULL");
     r.code = TSL_ERR_HTTP; r.http_status = 400;
     TU_CHECK(!tsl_result_is_unavailable(&r), "HTTP 400 is a definite answer");
     r.http_status = 502;
@@ -932,6 +935,9 @@ static void test_transport(void)
     TU_CHECK(tsl_cert_fetch(c, cp, "web1.tail1234.ts.net", 0, 0, &pair, &r) == TSL_ERR_DENIED
              && r.http_status == 403 && strcmp(r.text, "cert access denied") == 0 && pair == NULL,
              "403 cert access denied kept verbatim");
+    srv_script(&s, http_resp(403, "Forbidden", NULL, "evil\nTS01001: forged\n"), 0, 0);
+    TU_CHECK(tsl_cert_fetch(c, cp, "web1.tail1234.ts.net", 0, 0, &pair, &r) == TSL_ERR_DENIED
+             && strcmp(r.text, "evil TS01001: forged") == 0, "error text cannot forge log lines");
     srv_script(&s, http_resp(429, "Too Many Requests", "Retry-After: 120\r\n", "rate limited\n"), 0, 0);
     TU_CHECK(tsl_cert_fetch(c, cp, "web1.tail1234.ts.net", 0, 0, &pair, &r) == TSL_ERR_RATE_LIMITED
              && r.retry_after == 120, "429 with Retry-After");
