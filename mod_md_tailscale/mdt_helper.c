@@ -133,6 +133,13 @@ static void helper_start_domain(mdt_helper *h, mdt_state *st, tsl_client *client
 
     st->pid = (int)getpid();
     mdt_state_resume(p, rt, st);
+    if (!st->served_fallback && st->served.fingerprint[0]
+        && strcmp(st->served.fingerprint, st->known_fp)) {
+        /* obtained while no helper ran (the parent's wait at startup) */
+        st->pending_renewed = 1;
+        st->obtained++;
+        st->renewals += st->known_fp[0] != '\0';
+    }
     act = mdt_store_load(p, rt->store_dir, st->md, now, &why);
     mdt_state_set_cert(&st->cert, act ? act->pair : NULL, act ? act->gen : NULL);
     if (st->served_fallback) {

@@ -38,7 +38,7 @@ int mdt_ssl_prepare(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     mdt_config *c = mdt_config_get(s);
     mdt_runtime *rt;
-    int real = is_real_pass(), *starts, i;
+    int real = is_real_pass(), *starts, first, i;
     apr_time_t deadline;
     const char *err;
 
@@ -50,6 +50,9 @@ int mdt_ssl_prepare(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         starts = ap_retained_data_create(RETAINED_KEY, sizeof(*starts));
         *starts = 0;
     }
+    /* The wait for tailscaled happens once per server start, in the first
+     * configuration pass (before apachectl returns); restarts never wait. */
+    first = (*starts)++ == 0;
     tsl_global_init();
     rt = apr_pcalloc(pconf, sizeof(*rt));
     rt->s = s;
@@ -74,7 +77,7 @@ int mdt_ssl_prepare(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 
         APR_ARRAY_PUSH(rt->states, mdt_state *) = st;
         st->served_fallback = 1;
-        if (!act && real && *starts == 0 && now < deadline) {
+        if (!act && first && now < deadline) {
             /* tailscaled may hold the certificate already: then the first
              * request gets it, without a restart */
             tsl_client_options opts;
@@ -86,7 +89,6 @@ int mdt_ssl_prepare(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
             if (mdt_driver_check(s, rt, st, client, ptemp, deadline - now)
                 == MDT_CHECK_NEW) {
                 act = mdt_store_load(ptemp, rt->store_dir, d, apr_time_now(), &why);
-                st->pending_renewed = act != NULL;
             }
         }
         if (act) {
@@ -116,9 +118,6 @@ int mdt_ssl_prepare(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         }
     }
     mdt_runtime_set(pconf, rt);
-    if (real) {
-        ++*starts;
-    }
     return OK;
 }
 

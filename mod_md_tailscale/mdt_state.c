@@ -213,6 +213,9 @@ void mdt_state_resume(apr_pool_t *p, const mdt_runtime *rt, mdt_state *st)
         st->renewals += (int)json_integer_value(v);
     }
     copy_str(o, "installedFingerprint", st->installed_fp, sizeof(st->installed_fp));
+    if (json_is_object(v = json_object_get(o, "cert"))) {
+        copy_str(v, "fingerprint", st->known_fp, sizeof(st->known_fp));
+    }
     copy_str(o, "erroredEventKind", st->errored_event_kind, sizeof(st->errored_event_kind));
     if (json_is_string(v = json_object_get(o, "erroredEventAt"))) {
         st->errored_event_at = mdt_time_parse_rfc3339(json_string_value(v));

@@ -64,12 +64,14 @@ typedef struct mdt_state {
     int obtained;                  /* certificates stored */
     int renewals;                  /* ... that replaced a real certificate */
     char installed_fp[MDT_FP_LEN];
+    char known_fp[MDT_FP_LEN];     /* the store's certificate the last status
+                                    * file recorded */
     apr_time_t errored_event_at;
     char errored_event_kind[32];
     apr_time_t expiring_event_at;
 
     /* flags for the helper */
-    int pending_renewed;           /* parent stored a new cert at startup */
+    int pending_renewed;           /* a new certificate no event was fired for */
     int restart_requested;
     int pid;                       /* helper pid, for status */
 } mdt_state;
