@@ -1749,6 +1749,7 @@ class UnixServer:
         self.handler = handler
         self.name = name
         self.lsock = None
+        self.bound = False      # the socket file is ours to remove
         self.conns = set()
         self.lock = threading.Lock()
 
@@ -1773,6 +1774,7 @@ class UnixServer:
             os.unlink(self.path)
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.bind(self.path)
+        self.bound = True
         os.chmod(self.path, 0o666)  # peer credentials authorize, not file modes
         s.listen(128)
         s.settimeout(0.2)
@@ -1792,7 +1794,8 @@ class UnixServer:
             except OSError:
                 pass
             s.close()
-        if unlink:
+        if unlink and self.bound:
+            self.bound = False
             try:
                 os.unlink(self.path)
             except FileNotFoundError:

@@ -82,29 +82,35 @@ class LocalAPIResponse:
 class _Reader:
     def __init__(self, sock):
         self.sock = sock
-        self.buf = b""
+        self.buf = bytearray()
         self.raw = bytearray()
         self.eof = False
 
     def _fill(self):
-        data = self.sock.recv(65536)
+        data = self.sock.recv(1 << 20)
         if not data:
             self.eof = True
             raise EOFError("connection closed by the server")
         self.buf += data
 
     def line(self):
-        while b"\n" not in self.buf:
+        start = 0
+        while True:
+            i = self.buf.find(b"\n", start)
+            if i != -1:
+                break
+            start = len(self.buf)
             self._fill()
-        i = self.buf.index(b"\n") + 1
-        ln, self.buf = self.buf[:i], self.buf[i:]
+        ln = bytes(self.buf[:i + 1])
+        del self.buf[:i + 1]
         self.raw += ln
         return ln
 
     def read(self, n):
         while len(self.buf) < n:
             self._fill()
-        d, self.buf = self.buf[:n], self.buf[n:]
+        d = bytes(self.buf[:n])
+        del self.buf[:n]
         self.raw += d
         return d
 
@@ -114,7 +120,8 @@ class _Reader:
                 self._fill()
         except EOFError:
             pass
-        d, self.buf = self.buf, b""
+        d = bytes(self.buf)
+        self.buf.clear()
         self.raw += d
         return d
 
@@ -158,7 +165,7 @@ def read_response(rd, method):
         if status != 100:
             break
     hmap = {k.lower(): v for k, v in headers}
-    chunked, chunks, body = False, [], b""
+    chunked, chunks, body = False, [], bytearray()
     if method == "HEAD" or 100 <= status < 200 or status in (204, 304):
         pass
     elif "chunked" in hmap.get("transfer-encoding", "").lower():
@@ -177,7 +184,7 @@ def read_response(rd, method):
     else:
         body = rd.read_to_eof()
     return {"status": status, "reason": reason, "version": version, "headers": headers,
-            "body": body, "raw": bytes(rd.raw[start:]), "chunked": chunked, "chunks": chunks}
+            "body": bytes(body), "raw": bytes(rd.raw[start:]), "chunked": chunked, "chunks": chunks}
 
 
 def raw_exchange(socket_path, specs, timeout=30.0, check_closed=False):
@@ -202,7 +209,7 @@ def raw_exchange(socket_path, specs, timeout=30.0, check_closed=False):
                 r["closed"] = True
             elif check_closed and i == len(specs) - 1:
                 # A server that closes does so right after the response.
-                s.settimeout(1.0)
+                s.settimeout(0.3)
                 try:
                     r["closed"] = s.recv(1) == b""
                 except socket.timeout:
@@ -306,6 +313,7 @@ class Emulator:
         self.mode = None
         self._rundir = None
         self._stdout = None
+        self._ready = False
 
     # --- lifecycle ---
 
@@ -353,6 +361,7 @@ class Emulator:
             if r:
                 line = self._stdout.readline()
                 if line.strip() == b"READY":
+                    self._ready = True
                     return self
                 if line == b"":
                     break
@@ -377,12 +386,16 @@ class Emulator:
             if self._stdout is not None:
                 self._stdout.close()
                 self._stdout = None
-        for path in (self.socket_path, self.control_path):
-            if path and os.path.lexists(path) and self._rundir is None:
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
+        # Leftovers of a killed emulator; never touch sockets of one that did
+        # not start (they may belong to another, live, process).
+        if self._ready:
+            for path in (self.socket_path, self.control_path):
+                if path and os.path.lexists(path) and self._rundir is None:
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
+        self._ready = False
         if self._rundir is not None:
             shutil.rmtree(self._rundir, ignore_errors=True)
             self._rundir = None
