@@ -974,7 +974,7 @@ static void test_transport(void)
         TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_ERR_TOO_LARGE
                  && strstr(r.text, "65536"), "chunked body over the limit");
     }
-    srv_script(&s, http_resp(200, "OK", NULL, "{}"), 1500, 0);
+    srv_script(&s, http_resp(200, "OK", NULL, "{}"), 700, 0);
     TU_CHECK(tsl_client_get(c, cp, "status", apr_time_from_msec(200), &resp, &r) == TSL_ERR_TIMEOUT
              && strstr(r.text, "200 ms"), "per-call timeout");
     srv_script(&s, "garbage\r\n\r\n", 0, 1);
