@@ -120,9 +120,9 @@ def main():
         emu.start(base / "tailscaled")
         title("An emulated tailscaled (strict LocalAPI) with the sample tailnet")
         print(f"socket {emu.socket_path}; tailnet file test/emulator/tailnet.json")
-        st, _, body = emu.localapi("/localapi/v0/status", headers={"Host": "localhost"})
+        resp = emu.localapi("/localapi/v0/status", host="localhost")
         print(f"  a request with 'Host: localhost' (what the old Apache modules sent): "
-              f"{st} {body.strip()!r}")
+              f"{resp.status} {resp.text.strip()!r}")
 
         try:
             ns = netns_lib.TailnetNamespace().create()

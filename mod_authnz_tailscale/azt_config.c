@@ -3,6 +3,7 @@
 #include <http_config.h>
 #include <http_core.h>
 #include <apr_strings.h>
+#include <apr_lib.h>
 
 #include "tsl_client.h"
 #include "tsl_result.h"
@@ -136,7 +137,9 @@ static const char *parse_duration(cmd_parms *cmd, const char *arg,
 {
     apr_interval_time_t t;
 
-    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t < min) {
+    /* ap_timeout_parameter_parse() takes "soon" for 0 seconds: insist on a number. */
+    if (!apr_isdigit(*arg) || ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS
+        || t < min) {
         return apr_psprintf(cmd->pool,
                             "%s: '%s' is not a valid duration; give seconds "
                             "(e.g. 10) or a value with a unit (500ms, 2s, 5m)%s",

@@ -78,6 +78,7 @@ def test_cache_size_is_bounded(make_httpd, emulator):
     a process cache beyond AuthTailscaleCacheSize."""
     from lib import rawhttp
     h = make_httpd("""
+AuthTailscaleURL @SOCKET@
 ExtendedStatus On
 AuthTailscaleCacheSize 5
 AuthTailscaleNegativeCacheTimeout 60

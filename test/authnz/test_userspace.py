@@ -7,6 +7,7 @@ import socket
 from lib import rawhttp
 
 CONF = """
+AuthTailscaleURL @SOCKET@
 AliasMatch "^/p/" "@DOCROOT@/secret.txt"
 <Location /p/alice>
   Require tailscale-user alice@example.com
