@@ -150,6 +150,9 @@ static void helper_start_domain(mdt_helper *h, mdt_state *st, tsl_client *client
     if (!st->next_check || !strcmp(st->err_kind, "timeout") || st->next_check < now) {
         st->next_check = now;
     }
+    if (st->retry_after_until > st->next_check) {
+        st->next_check = st->retry_after_until;     /* never sooner than a 429 said */
+    }
     if (st->pending_renewed) {
         st->pending_renewed = 0;
         (void)mdt_event_fire(h->s, rt, st, "renewed", p);

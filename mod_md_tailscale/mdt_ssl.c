@@ -86,10 +86,15 @@ int mdt_ssl_prepare(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
             tsl_client_options_default(&opts);
             opts.timeout = deadline - now;
             client = tsl_client_create(ptemp, d->socket, &opts);
+            mdt_state_resume(ptemp, rt, st);
             if (mdt_driver_check(s, rt, st, client, ptemp, deadline - now)
                 == MDT_CHECK_NEW) {
                 act = mdt_store_load(ptemp, rt->store_dir, d, apr_time_now(), &why);
+                st->pending_renewed = 1;
             }
+            /* the helper (forked in a later pass) takes over from here: the
+             * events to fire, the error, a Retry-After it must honour */
+            (void)mdt_state_save(ptemp, rt, st);
         }
         if (act) {
             use_stored(pconf, st, act);

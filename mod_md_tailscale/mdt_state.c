@@ -133,7 +133,10 @@ json_t *mdt_state_to_json(apr_pool_t *p, const mdt_runtime *rt, const mdt_state 
     json_object_set_new(o, "lastCheck", jtime(p, st->last_check));
     json_object_set_new(o, "nextCheck", jtime(p, st->next_check));
     json_object_set_new(o, "lastSuccess", jtime(p, st->last_success));
-    json_object_set_new(o, "retryAfterUntil", jtime(p, st->retry_after_until));
+    /* rounded up: the file has whole seconds, and earlier would be too early */
+    json_object_set_new(o, "retryAfterUntil", jtime(p, st->retry_after_until
+                                                 ? st->retry_after_until
+                                                   + APR_USEC_PER_SEC - 1 : 0));
     json_object_set_new(o, "errors", json_integer(st->errors));
     json_object_set_new(o, "obtained", json_integer(st->obtained));
     json_object_set_new(o, "renewals", json_integer(st->renewals));
@@ -156,6 +159,7 @@ json_t *mdt_state_to_json(apr_pool_t *p, const mdt_runtime *rt, const mdt_state 
     json_object_set_new(o, "erroredEventKind", json_string(st->errored_event_kind));
     json_object_set_new(o, "expiringEventAt", jtime(p, st->expiring_event_at));
     json_object_set_new(o, "helperPid", json_integer(st->pid));
+    json_object_set_new(o, "pendingRenewed", json_boolean(st->pending_renewed));
     json_object_set_new(o, "updated", jtime(p, now));
     return o;
 }
@@ -213,6 +217,9 @@ void mdt_state_resume(apr_pool_t *p, const mdt_runtime *rt, mdt_state *st)
         st->renewals += (int)json_integer_value(v);
     }
     copy_str(o, "installedFingerprint", st->installed_fp, sizeof(st->installed_fp));
+    if (json_is_true(json_object_get(o, "pendingRenewed"))) {
+        st->pending_renewed = 1;
+    }
     if (json_is_object(v = json_object_get(o, "cert"))) {
         copy_str(v, "fingerprint", st->known_fp, sizeof(st->known_fp));
     }
@@ -222,6 +229,21 @@ void mdt_state_resume(apr_pool_t *p, const mdt_runtime *rt, mdt_state *st)
     }
     if (json_is_string(v = json_object_get(o, "expiringEventAt"))) {
         st->expiring_event_at = mdt_time_parse_rfc3339(json_string_value(v));
+    }
+    if (json_is_string(v = json_object_get(o, "retryAfterUntil"))) {
+        apr_time_t t = mdt_time_parse_rfc3339(json_string_value(v));
+        if (t > st->retry_after_until) {
+            st->retry_after_until = t;   /* a 429 seen before a restart */
+        }
+    }
+    if (!st->err_kind[0] && json_is_object(v = json_object_get(o, "lastError"))) {
+        json_t *at = json_object_get(v, "at"), *hs = json_object_get(v, "httpStatus");
+        copy_str(v, "id", st->err_id, sizeof(st->err_id));
+        copy_str(v, "kind", st->err_kind, sizeof(st->err_kind));
+        copy_str(v, "text", st->err_text, sizeof(st->err_text));
+        copy_str(v, "hint", st->err_hint, sizeof(st->err_hint));
+        st->err_status = json_is_integer(hs) ? (int)json_integer_value(hs) : 0;
+        st->err_at = json_is_string(at) ? mdt_time_parse_rfc3339(json_string_value(at)) : 0;
     }
     if (json_is_string(v = json_object_get(o, "lastSuccess")) && !st->last_success) {
         st->last_success = mdt_time_parse_rfc3339(json_string_value(v));
