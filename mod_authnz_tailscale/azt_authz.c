@@ -7,6 +7,7 @@
 #include <http_request.h>
 #include <mod_auth.h>
 #include <apr_fnmatch.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 
 #include "tsl_identity.h"
@@ -72,7 +73,21 @@ static const char *parse(cmd_parms *cmd, const char *line, const void **parsed,
     if (kind == REQ_CAP) {
         req->conds = apr_array_make(cmd->pool, 2, sizeof(azt_cond));
     }
-    while (*(w = ap_getword_conf(cmd->pool, &args))) {
+    for (;;) {
+        while (apr_isspace(*args)) {
+            args++;
+        }
+        if (!*args) {
+            break;
+        }
+        /* An empty quoted word ("") must not end the list silently: the
+         * words after it (a tailscale-cap condition) would be dropped. */
+        w = ap_getword_conf(cmd->pool, &args);
+        if (!*w) {
+            return apr_psprintf(cmd->pool,
+                                "Require %s: empty argument (\"\"); remove it or write "
+                                "the value", kind_name(kind));
+        }
         if (ap_strstr_c(w, "%{")) {
             return apr_psprintf(cmd->pool,
                                 "Require %s: expressions are not supported in '%s'; "

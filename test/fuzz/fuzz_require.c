@@ -14,7 +14,10 @@
  * one of our providers only that one parses the rest; otherwise the whole
  * line is given to every provider.
  *
- * Invariants: a line holding "%{" is refused; a refusal has a message that
+ * Invariants: a line holding "%{" or an empty quoted argument is refused
+ * (an empty word once ended the list silently, dropping the tailscale-cap
+ * conditions after it, so any holder of the capability was let in); a
+ * refusal has a message that
  * names the provider; an accepted rule marks the section (uses_tailscale);
  * matching never grants when tailscaled is unavailable or the peer is not
  * on the tailnet, never grants tailscale-user to a tagged node, and grants
@@ -189,6 +192,23 @@ static void set_lookup(tsl_code code, tsl_identity *id)
     current_lookup.peer_addr = current_lookup.addr;
 }
 
+/* True if args holds an empty word ('' or "") before its end. */
+static int has_empty_word(apr_pool_t *p, const char *args)
+{
+    for (;;) {
+        while (*args == ' ' || *args == '\t' || *args == '\n' || *args == '\r' || *args == '\f'
+               || *args == '\v') {
+            args++;
+        }
+        if (!*args) {
+            return 0;
+        }
+        if (!*ap_getword_conf(p, &args)) {
+            return 1;
+        }
+    }
+}
+
 static void run_provider(apr_pool_t *p, size_t which, const char *args,
                          tsl_identity **ids, int line_has_expr)
 {
@@ -212,6 +232,8 @@ static void run_provider(apr_pool_t *p, size_t which, const char *args,
         return;
     }
     FZ_CHECK(!line_has_expr, "%s accepted an expression: %s", providers[which].name, args);
+    FZ_CHECK(!has_empty_word(p, args), "%s accepted an empty argument: %s",
+             providers[which].name, args);
     FZ_CHECK(parsed != NULL, "accepted without a parsed rule");
     FZ_CHECK(ap_get_module_config(context, &authnz_tailscale_module) != NULL
              && ((azt_dir_conf *)ap_get_module_config(context, &authnz_tailscale_module))
