@@ -347,7 +347,9 @@ class Emulator:
 SITE_CONF = """\
 # Written by build/check-packages (test/packaging/check_packages.py) while it
 # runs; removed again with everything else it changed.
-LogLevel authnz_tailscale:debug md_tailscale:info
+# Decisions of Require tailscale-* are debug messages; mod_md_tailscale stays
+# at the stock level (its notices are always logged).
+LogLevel authnz_tailscale:debug
 
 # No MDCertificateAuthority and no AuthTailscaleURL: the default socket.
 <MDomain {domain}>
@@ -398,7 +400,9 @@ class SystemApache:
         run(["apache2ctl", "configtest"])
         ok("apache2ctl configtest")
         self.started = True
-        run(["apache2ctl", "start"])
+        _, out = run(["apache2ctl", "start"])
+        for ln in out.splitlines():
+            say("     apache2ctl: " + ln)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             pid = self.parent_pid()
@@ -524,7 +528,7 @@ def exercise(emu, www):
           out)
 
 
-def system_test(debs, workdir):
+def system_test(debs, workdir, save_log=None):
     paths = package_paths(debs)
     check_no_foreign_files(paths)
     pkg_dirs = sorted({"/usr/share/doc/%s" % p for p in PACKAGES})
@@ -584,6 +588,12 @@ def system_test(debs, workdir):
         apache.start()
         exercise(emu, www)
     finally:
+        if save_log:
+            try:
+                shutil.copyfile("/var/log/apache2/error.log", save_log)
+                say("     error.log saved as %s" % save_log)
+            except OSError as e:
+                say("     cannot save error.log: %s" % e)
         cleanup_errors = []
 
         def step(what, fn):
@@ -669,6 +679,8 @@ def main():
     ap.add_argument("--keep-debs", metavar="DIR", help="copy the built .deb files here")
     ap.add_argument("--head", action="store_true",
                     help="build the last commit (git archive HEAD) instead of the working tree")
+    ap.add_argument("--save-error-log", metavar="FILE",
+                    help="copy the system apache2's error.log here before restoring it")
     ap.add_argument("--no-lintian", action="store_true", help="do not run lintian")
     ap.add_argument("--build-only", action="store_true",
                     help="build and lintian only; do not touch the system apache2")
@@ -708,7 +720,7 @@ def main():
                 lintian([changes] if changes else debs)
             if not args.build_only:
                 say("== install into the system apache2, run, purge, restore")
-                system_test(debs, workdir)
+                system_test(debs, workdir, args.save_error_log and os.path.abspath(args.save_error_log))
         except Skip as e:
             say("SKIP " + str(e))
             return SKIP
