@@ -127,6 +127,8 @@ def main():
         try:
             ns = netns_lib.TailnetNamespace().create()
             mode = "netns"
+            print(f"  clients connect from their own tailnet addresses (network namespace "
+                  f"{ns.ns}) to this server at {netns_lib.SERVER_V4} / {netns_lib.SERVER_V6}")
         except netns_lib.NetnsUnavailable as e:
             print(f"  (no network namespaces: {e}; clients come from 127.0.0.1 "
                   f"ports that the emulator maps to tailnet nodes)")
@@ -147,8 +149,9 @@ def main():
             if mode == "netns":
                 return ns.raw(client, httpd.ts_port, path)
             port = free_port()
-            if client != "stranger":   # the stranger stays unknown to tailscaled
-                emu.proxymap(f"127.0.0.1:{port}", client)
+            node = {"friend": "friend-laptop", "stranger": None}.get(client, client)
+            if node:   # the stranger stays unknown to tailscaled
+                emu.proxymap(f"127.0.0.1:{port}", node)
             return rawhttp.request("127.0.0.1", httpd.port, path, src="127.0.0.1", sport=port)
 
         title("Who gets in (client -> status per location)")
@@ -158,6 +161,9 @@ def main():
         for client, _ in CLIENTS:
             status, headers, _ = get(client, "/whoami")
             if status == 200:
+                # header bytes arrive as latin-1; the values are UTF-8
+                headers = {k: v.encode("latin-1").decode("utf-8", "replace")
+                           for k, v in headers.items()}
                 print(f"  {client:<11} REMOTE_USER={headers.get('x-remote-user', '')!r} "
                       f"node={headers.get('x-node', '')!r} name={headers.get('x-name', '')!r} "
                       f"tags={headers.get('x-tags', '')!r} caps={headers.get('x-caps', '')}")

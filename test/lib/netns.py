@@ -7,7 +7,9 @@ client picks its source address with curl --interface.
 
 import os
 import re
+import shutil
 import subprocess
+import time
 from pathlib import Path
 
 RAWHTTP = Path(__file__).resolve().parent / "rawhttp.py"
@@ -15,14 +17,16 @@ RAWHTTP = Path(__file__).resolve().parent / "rawhttp.py"
 SERVER_V4 = "100.100.0.1"
 SERVER_V6 = "fd7a:115c:a1e0::1"
 
-# name in test/emulator/tailnet.json -> (IPv4, IPv6)
+# client label -> (IPv4, IPv6); the labels are the node names in
+# test/emulator/tailnet.json, except "friend" (node friend-laptop) and
+# "stranger" (no node).
 CLIENTS = {
     "laptop": ("100.101.102.103", "fd7a:115c:a1e0::e901:6667"),   # alice@example.com
     "phone": ("100.64.0.2", "fd7a:115c:a1e0::2"),                  # bob@example.com
     "juergen-pc": ("100.64.0.3", "fd7a:115c:a1e0::3"),             # Jürgen Müller
     "ci-runner": ("100.88.1.2", "fd7a:115c:a1e0::5801:102"),       # tag:ci, tag:build
     "edge": ("100.64.0.10", "fd7a:115c:a1e0::a"),                  # tag:edge
-    "friend": ("100.64.0.9", "fd7a:115c:a1e0::9"),                 # shared-in node
+    "friend": ("100.64.0.9", "fd7a:115c:a1e0::9"),                 # friend-laptop, shared in
     "stranger": ("100.64.0.99", "fd7a:115c:a1e0::99"),             # in range, unknown
 }
 
@@ -76,12 +80,19 @@ class TailnetNamespace:
             self.destroy()
             raise NetnsUnavailable(f"veth setup failed: {e.stderr.strip()}")
         self.up = True
-        # The link must pass traffic before tests start.
-        r = self.run(["ping", "-c", "1", "-W", "2", "-I", CLIENTS["laptop"][0], SERVER_V4],
-                     check=False)
-        if r.returncode != 0 and Path("/bin/ping").exists():
-            self.destroy()
-            raise NetnsUnavailable(f"namespace link does not pass traffic: {r.stdout}{r.stderr}")
+        # The veth carrier comes up asynchronously: wait until the link passes
+        # traffic before tests start.
+        if shutil.which("ping"):
+            for _ in range(20):
+                r = self.run(["ping", "-c", "1", "-W", "1", "-I", CLIENTS["laptop"][0],
+                              SERVER_V4], check=False)
+                if r.returncode == 0:
+                    break
+                time.sleep(0.1)
+            else:
+                self.destroy()
+                raise NetnsUnavailable(f"namespace link does not pass traffic: "
+                                       f"{r.stdout}{r.stderr}")
         return self
 
     def destroy(self):
