@@ -97,3 +97,26 @@ def test_backend_not_running_is_503_not_401(make_site):
     status, _, _ = site.get("laptop", "/p/auth")
     # A logged-out tailscaled has no netmap: whois finds nobody (404).
     assert status == 401
+
+
+def test_server_status_shows_lookups_hits_errors_and_last_error(make_site):
+    from lib import rawhttp
+    site = make_site(NO_CACHE + """
+ExtendedStatus On
+<Location /server-status>
+  SetHandler server-status
+  Require ip 127.0.0.1
+</Location>
+""", modules=["status"])
+    assert site.get("laptop", "/p/user-alice")[0] == 200
+    site.emulator.fault("down")
+    assert site.get("laptop", "/p/user-alice")[0] == 503
+    _, _, auto = rawhttp.request("127.0.0.1", site.httpd.port, "/server-status?auto")
+    fields = dict(line.split(": ", 1) for line in auto.splitlines() if line.startswith("Tailscale"))
+    assert int(fields["TailscaleLookups"]) >= 2
+    assert int(fields["TailscaleIdentified"]) >= 1
+    assert int(fields["TailscaleErrors"]) >= 1
+    assert "does not exist" in fields["TailscaleLastError"]
+    assert fields["TailscaleSocket"] == site.emulator.socket_path
+    _, _, html = rawhttp.request("127.0.0.1", site.httpd.port, "/server-status")
+    assert "<h2>mod_authnz_tailscale</h2>" in html and "LastError" in html
