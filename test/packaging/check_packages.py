@@ -55,6 +55,12 @@ BACKUP_ROOTS = ["/etc/apache2", "/var/lib/apache2", "/var/log/apache2",
                 "/var/cache/apache2", "/run/apache2", "/run/lock/apache2",
                 "/run/tailscale"]
 POLICY_RC_D = "/usr/sbin/policy-rc.d"
+# Checked before building; after it, every file in the .debs is checked.
+KNOWN_FILES = ["/usr/lib/apache2/modules/mod_authnz_tailscale.so",
+               "/usr/lib/apache2/modules/mod_md_tailscale.so",
+               "/etc/apache2/mods-available/authnz_tailscale.load",
+               "/etc/apache2/mods-available/md_tailscale.load",
+               "/usr/bin/tsl-check"]
 SKIP = 77
 
 
@@ -207,6 +213,7 @@ def preflight(need_build):
     if os.path.lexists(SOCKET):
         raise Skip("%s exists: a tailscaled (or another emulator) is using the default "
                    "socket, which this test's emulator needs" % SOCKET)
+    check_no_foreign_files(KNOWN_FILES)
     if os.path.lexists(SITE_FILE):
         raise Skip("%s exists, probably left by an interrupted run: check it and remove "
                    "it (a2dissite %s)" % (SITE_FILE, SITE))
@@ -520,6 +527,10 @@ def exercise(emu, www):
     check("TS02031" in log, "error.log shows the certificate obtained from tailscaled "
           "(%s)" % " ".join(ids), error_log_tail())
 
+    stores = [d for d in ("/etc/apache2/md_tailscale", "/var/lib/apache2/md_tailscale")
+              if os.path.isdir(d)]
+    say("     certificate store: %s (purge must remove it)" % (", ".join(stores) or "not found"))
+
     # The tool package against the same default socket.
     rc, out = run(["/usr/bin/tsl-check", "check", DOMAIN], check_rc=False)
     check(rc == 0, "tsl-check check %s -> exit 0" % DOMAIN, out)
@@ -588,6 +599,9 @@ def system_test(debs, workdir, save_log=None):
         apache.start()
         exercise(emu, www)
     finally:
+        # Cleaning up must not be cut short by a second Ctrl-C.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if save_log:
             try:
                 shutil.copyfile("/var/log/apache2/error.log", save_log)
