@@ -35,6 +35,14 @@ CRASH_PATTERNS = [
     re.compile(r"double free|free\(\): invalid"),
 ]
 
+# Sanitizer runs (build/check-sanitizers, docs/hardening.md): our modules come
+# from another build tree, the ASan runtime is preloaded into apache2, and the
+# sanitizers write their reports to files in each instance's logs/ directory.
+MODULE_DIR = os.environ.get("TSL_MODULE_DIR")        # tree or flat dir of mod_*.so
+HTTPD_PRELOAD = os.environ.get("TSL_HTTPD_PRELOAD")  # e.g. $(gcc -print-file-name=libasan.so)
+# Leak reports (not crashes) are copied here before the work dir goes away.
+SANITIZER_REPORT_DIR = os.environ.get("TSL_SANITIZER_REPORT_DIR")
+
 BASE_MODULES = [
     "authz_core", "authn_core", "authz_user", "authz_host", "auth_basic",
     "authn_file", "mime", "dir", "env", "headers", "setenvif", "alias",
@@ -50,6 +58,12 @@ def free_port(host="127.0.0.1"):
 
 def module_path(name):
     """Path of one of our built modules, e.g. 'authnz_tailscale'."""
+    if MODULE_DIR:
+        for p in (Path(MODULE_DIR) / f"mod_{name}" / ".libs" / f"mod_{name}.so",
+                  Path(MODULE_DIR) / f"mod_{name}.so"):
+            if p.exists():
+                return p
+        raise FileNotFoundError(f"mod_{name}.so is not built in TSL_MODULE_DIR={MODULE_DIR}")
     p = REPO / f"mod_{name}" / ".libs" / f"mod_{name}.so"
     if not p.exists():
         raise FileNotFoundError(f"{p} is not built: run build/setup (or make)")
@@ -88,7 +102,12 @@ class Httpd:
         self.tailnet = tailnet
         self.listen = listen  # extra Listen lines, e.g. ["[::]:8080"]
         self.env = dict(env or {})
-        self.preload = preload
+        self.preload = ":".join(p for p in (HTTPD_PRELOAD, preload) if p) or None
+        # sanitizer reports; children run as www-data, so world-writable
+        self.sanitizer_dir = self.dir / "sanitizer"
+        if HTTPD_PRELOAD:
+            self.sanitizer_dir.mkdir(exist_ok=True)
+            os.chmod(self.sanitizer_dir, 0o1777)
         self.docroot = make_world_readable_dir(self.dir / "htdocs")
         self.cgibin = make_world_readable_dir(self.dir / "cgi-bin")
         self.logs = make_world_readable_dir(self.dir / "logs")
@@ -183,6 +202,13 @@ class Httpd:
         env.update(self.env)
         if self.preload:
             env["LD_PRELOAD"] = self.preload
+        if HTTPD_PRELOAD:
+            # reports go to sanitizer/asan.PID and ubsan.PID (see crashes())
+            env["ASAN_OPTIONS"] = ":".join(filter(None, [
+                env.get("ASAN_OPTIONS"), f"log_path={self.sanitizer_dir}/asan",
+                "verify_asan_link_order=0"]))
+            env["UBSAN_OPTIONS"] = ":".join(filter(None, [
+                env.get("UBSAN_OPTIONS"), f"log_path={self.sanitizer_dir}/ubsan", "print_stacktrace=1"]))
         return env
 
     def _cmd(self, *args):
@@ -321,10 +347,34 @@ class Httpd:
         except FileNotFoundError:
             return ""
 
+    def sanitizer_reports(self):
+        """{path: text} of the ASan/UBSan/LSan report files in sanitizer/."""
+        out = {}
+        for p in sorted(self.sanitizer_dir.glob("asan.*")) + \
+                sorted(self.sanitizer_dir.glob("ubsan.*")):
+            try:
+                out[p] = p.read_text(errors="replace")
+            except OSError:
+                pass
+        return out
+
     def crashes(self):
         text = self.error_log()
-        return [line for line in text.splitlines()
-                if any(p.search(line) for p in CRASH_PATTERNS)]
+        bad = [line for line in text.splitlines()
+               if any(p.search(line) for p in CRASH_PATTERNS)]
+        for path, report in self.sanitizer_reports().items():
+            # A report with only leaks is not a crash: it is kept for the
+            # leak summary of build/check-sanitizers.
+            if "ERROR: LeakSanitizer" in report and "ERROR: AddressSanitizer" not in report \
+                    and "runtime error:" not in report:
+                if SANITIZER_REPORT_DIR:
+                    dest = Path(SANITIZER_REPORT_DIR)
+                    dest.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(path, dest / f"{self.dir.parent.name}-{self.dir.name}-{path.name}")
+                continue
+            bad += [f"{path.name}: {line}" for line in report.splitlines()
+                    if any(p.search(line) for p in CRASH_PATTERNS)] or [f"{path.name}: {report[:2000]}"]
+        return bad
 
     def assert_no_crash(self):
         bad = self.crashes()
