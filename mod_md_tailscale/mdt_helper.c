@@ -1,6 +1,7 @@
 /* mod_md_tailscale: the helper process (see mdt_helper.h). */
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -97,6 +98,31 @@ static void maybe_errored(server_rec *s, const mdt_runtime *rt, mdt_state *st,
     (void)mdt_event_fire(s, rt, st, "errored", p);
 }
 
+/* The parent installs its signal handlers only when the MPM starts running,
+ * after post_config forked us; until then SIGUSR1 would terminate it.  Wait
+ * (bounded) until /proc shows the parent catches the signal. */
+static void wait_parent_catches_graceful(const mdt_helper *h, apr_pool_t *p)
+{
+    const char *path = apr_psprintf(p, "/proc/%ld/status", (long)h->parent);
+    apr_time_t deadline = apr_time_now() + apr_time_from_sec(10);
+
+    while (apr_time_now() < deadline) {
+        char *text = mdt_store_read(p, path, 64 * 1024, NULL);
+        const char *cgt = text ? strstr(text, "\nSigCgt:") : NULL;
+        if (!text) {
+            apr_sleep(apr_time_from_sec(1));    /* no /proc: a short grace */
+            return;
+        }
+        if (cgt) {
+            unsigned long long mask = strtoull(cgt + 8, NULL, 16);
+            if (mask & (1ULL << (AP_SIG_GRACEFUL - 1))) {
+                return;
+            }
+        }
+        apr_sleep(apr_time_from_msec(50));
+    }
+}
+
 static void activate(mdt_helper *h, mdt_state *st, apr_pool_t *p)
 {
     server_rec *s = h->s;
@@ -106,6 +132,7 @@ static void activate(mdt_helper *h, mdt_state *st, apr_pool_t *p)
     }
     if (mdt_config_auto_restart(h->rt->conf)) {
         st->restart_requested = 1;
+        wait_parent_catches_graceful(h, p);
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "TS02032: MDomain %s: asking httpd "
                      "(pid %ld) for a graceful restart to activate the new certificate",
                      st->md->name, (long)h->parent);
@@ -120,7 +147,6 @@ static void activate(mdt_helper *h, mdt_state *st, apr_pool_t *p)
                      "certificate is stored; it becomes active with the next graceful "
                      "restart (MDTailscaleAutoRestart is off)", st->md->name);
     }
-    (void)p;
 }
 
 static void helper_start_domain(mdt_helper *h, mdt_state *st, tsl_client *client,
