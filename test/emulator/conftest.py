@@ -35,5 +35,26 @@ def make_emulator(tmp_path):
 
 @pytest.fixture
 def emulator(make_emulator):
-    """A running strict emulator with the sample tailnet."""
-    return make_emulator()
+    """A running strict emulator with the sample tailnet, except that first
+    issuance takes 0.05 s instead of 0.3 s (tests that time issuance make
+    their own emulator)."""
+    t = sample_tailnet()
+    t["certs"]["issue_delay"] = 0.05
+    return make_emulator(t)
+
+
+@pytest.fixture(scope="module")
+def _shared_emulator(tmp_path_factory):
+    emu = Emulator().start(tmp_path_factory.mktemp("shared-emulator"))
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def readonly_emulator(_shared_emulator):
+    """One emulator shared by tests that change nothing in it (saves a start
+    per parametrized case); counters and the request log start at zero."""
+    _shared_emulator.reset_counters()
+    yield _shared_emulator
+    assert _shared_emulator.fault_state()["mode"] == "none", "read-only tests must not set faults"
+    assert _shared_emulator.certs() == {}, "read-only tests must not issue certificates"

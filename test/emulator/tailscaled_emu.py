@@ -36,10 +36,19 @@ import threading
 import time
 import traceback
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+# cryptography is imported by the CA thread (see CertStore): it is most of the
+# start-up time, and most tests start an emulator without needing certificates.
+x509 = hashes = serialization = ec = ExtendedKeyUsageOID = NameOID = None
+
+
+def _load_crypto():
+    global x509, hashes, serialization, ec, ExtendedKeyUsageOID, NameOID
+    from cryptography import x509 as _x509
+    from cryptography.hazmat.primitives import hashes as _hashes, serialization as _ser
+    from cryptography.hazmat.primitives.asymmetric import ec as _ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID as _eku, NameOID as _name
+    x509, hashes, serialization, ec = _x509, _hashes, _ser, _ec
+    ExtendedKeyUsageOID, NameOID = _eku, _name
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_TAILNET = os.path.join(HERE, "tailnet.json")
@@ -1059,9 +1068,11 @@ class CertStore:
 
     def __init__(self, emu, state_dir):
         self.emu = emu
+        self.state_dir = state_dir
         self.dir = os.path.join(state_dir, "certs")
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        self.ca = TestCA(state_dir)
+        self.ca = None
+        self.ca_path = os.path.join(state_dir, "ca.pem")
         self.lock = threading.Lock()
         self.domain_locks = {}
         self.cache = {}
@@ -1070,6 +1081,27 @@ class CertStore:
         self.issue_count = {}
         self.last_error = {}
         self.generation = 0
+        self.ready = threading.Event()
+        self.init_error = None
+        threading.Thread(target=self._init, daemon=True, name="test-ca").start()
+
+    def _init(self):
+        try:
+            _load_crypto()
+            self.ca = TestCA(self.state_dir)
+            self._load_disk_cache()
+        except Exception as e:
+            self.init_error = "test CA: %r" % e
+            log(self.init_error + "\n" + traceback.format_exc())
+        finally:
+            self.ready.set()
+
+    def wait_ready(self):
+        self.ready.wait()
+        if self.init_error:
+            raise CertError(self.init_error)
+
+    def _load_disk_cache(self):
         for fn in os.listdir(self.dir):
             if fn.endswith(".crt"):
                 sk = fn[:-4]
@@ -1128,6 +1160,7 @@ class CertStore:
         raise CertError("invalid domain %s; must be one of %s" % (go_quote(base), go_quote_list(cds)))
 
     def get(self, domain, min_validity_ns):
+        self.wait_ready()
         tn = self.emu.tailnet
         cert_domain, sk, names = self.resolve(domain, tn)
         now = time.time()
@@ -1162,9 +1195,13 @@ class CertStore:
 
     def _obtain(self, sk, names, now, min_validity_ns):
         with self._domain_lock(sk):
+            # Someone may have issued while we waited for the lock.  Judge that
+            # with the current time: our NotBefore is not backdated like Let's
+            # Encrypt's, so a cert issued just now can postdate the request.
+            now = max(now, time.time())
             entry = self._cached_valid(sk, now)
             if entry is not None and not self._should_renew(sk, now, entry, min_validity_ns):
-                return entry  # someone else renewed it while we waited
+                return entry
             gen = self.generation
             fault = self.emu.faults.take("cert", ("ca429", "ca500"))
             tn = self.emu.tailnet
@@ -1192,6 +1229,7 @@ class CertStore:
             return entry
 
     def info(self):
+        self.wait_ready()
         with self.lock:
             out = {}
             for sk in sorted(set(self.cache) | set(self.issue_count) | set(self.last_error)):
@@ -1204,6 +1242,7 @@ class CertStore:
             return out
 
     def clear(self):
+        self.wait_ready()
         with self.lock:
             self.generation += 1
             self.cache.clear()
@@ -1972,7 +2011,6 @@ class LocalAPI:
         return {"read": True, "write": write, "cert": cert}
 
     def bad_request(self, sock, creds, err):
-        write_bad_request(sock, err)
         req = getattr(err, "req", None) or Request()
         self.emu.record({"time": time.time(), "method": req.method, "target": req.target,
                          "version": req.proto, "path": req.path, "host": req.host,
@@ -1980,6 +2018,7 @@ class LocalAPI:
                          "uid": creds[1], "gid": creds[2], "pid": creds[0],
                          "status": err.code, "endpoint": "bad-request",
                          "error": err.text or "malformed request", "fault": None})
+        write_bad_request(sock, err)
 
     def serve(self, req, w):
         emu = self.emu
@@ -2008,18 +2047,23 @@ class LocalAPI:
             if f["mode"] == "slow":
                 if emu.stopping.wait(f["delay"]):
                     return False
+        recorded = False
         try:
             self._dispatch(req, w, rec, endpoint)
             if rec["status"] is None:
-                rec["status"] = w.status
+                rec["status"] = w.status if w.status is not None else 200
+            # Recorded before the response completes, so a test that has the
+            # response always finds the request in /requests and /counters.
+            emu.record(rec)
+            recorded = True
             w.finish()
         except ClientGone:
             rec["client_gone"] = True
-            emu.record(rec)
+            if not recorded:
+                emu.record(rec)
             return False
         rec["body_bytes"] = w.body_len
         rec["chunked"] = w.chunking
-        emu.record(rec)
         return True
 
     def _dispatch(self, req, w, rec, endpoint):
@@ -2691,7 +2735,7 @@ def main(argv=None):
         emu.stop()
         return 1
     info = {"pid": os.getpid(), "socket": emu.socket_path, "control": emu.control_path,
-            "ca": emu.certs.ca.root_path, "mode": emu.mode}
+            "ca": emu.certs.ca_path, "mode": emu.mode}
     if args.ready_file:
         tmp = args.ready_file + ".tmp"
         with open(tmp, "w") as f:

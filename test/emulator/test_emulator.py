@@ -173,12 +173,12 @@ def test_malformed_request_line_is_plain_400(emulator):
 @pytest.mark.parametrize("host", ["localhost", "localhost:80", "127.0.0.1:9110", "[::1]:9111",
                                   "100.100.100.100:41112", "LOCAL-TAILSCALED.SOCK",
                                   "local-tailscaled.sock:80", "localhost:9109"])
-def test_host_localhost_is_refused_with_invalid_localapi_request(emulator, host):
-    r = emulator.localapi(CERT + "?type=crt", host=host)
+def test_host_localhost_is_refused_with_invalid_localapi_request(readonly_emulator, host):
+    r = readonly_emulator.localapi(CERT + "?type=crt", host=host)
     assert_go_error(r, 403, "invalid localapi request")
     assert r.header("Tailscale-Version") is None and r.header("Tailscale-Cap") is None
-    assert emulator.counters()["invalid_host"] == 1
-    assert emulator.certs() == {}, "a refused request must not reach the handler"
+    assert readonly_emulator.counters()["invalid_host"] == 1
+    assert readonly_emulator.certs() == {}, "a refused request must not reach the handler"
 
 
 def test_the_dead_mod_md_request_is_refused(emulator):
@@ -358,8 +358,8 @@ def test_whois_accepts_any_method_and_urlencoded_post_body(emulator):
     ("?addr=127.0.0.1:54321", 404, "no match for IP:port"),
     ("?addr=fd7a:115c:a1e0::99", 404, "no match for IP:port"),
 ])
-def test_whois_errors_have_exact_status_and_text(emulator, query, status, text):
-    assert_go_error(emulator.localapi("/localapi/v0/whois" + query), status, text)
+def test_whois_errors_have_exact_status_and_text(readonly_emulator, query, status, text):
+    assert_go_error(readonly_emulator.localapi("/localapi/v0/whois" + query), status, text)
 
 
 def test_whois_leading_zero_ipv4_is_rejected(emulator):
@@ -596,7 +596,7 @@ def test_cert_type_variants(emulator):
 
 def test_bad_type_still_triggers_issuance_first(emulator):
     r = emulator.localapi(CERT + "?type=bogus")
-    assert r.status == 400 and r.elapsed >= 0.25
+    assert r.status == 400
     assert emulator.certs()[WEB1]["issue_count"] == 1
 
 
@@ -612,8 +612,8 @@ def test_cert_wrong_domain_lists_allowed_domains(emulator):
 @pytest.mark.parametrize("domain", ["nodot", "a..b.ts.net", "web1.tail1234.ts.net:443",
                                     "a*b.tail1234.ts.net", "*.x", "**.web1.tail1234.ts.net",
                                     "web1.tail1234.ts.net%2Fx", "web1.tail1234.ts.net%5Cx", ""])
-def test_cert_light_validation_is_invalid_domain(emulator, domain):
-    assert_go_error(emulator.localapi("/localapi/v0/cert/" + domain), 500, "invalid domain")
+def test_cert_light_validation_is_invalid_domain(readonly_emulator, domain):
+    assert_go_error(readonly_emulator.localapi("/localapi/v0/cert/" + domain), 500, "invalid domain")
 
 
 def test_cert_trailing_dot_is_stripped(emulator):
@@ -655,10 +655,10 @@ def test_wildcard_cert_when_enabled(make_emulator):
     ("1h30", 'time: missing unit in duration "1h30"'),
     ("%C2%B5", 'time: invalid duration "\\xc2\\xb5"'),
 ])
-def test_bad_min_validity_is_400_with_go_error(emulator, value, err):
-    r = emulator.localapi(CERT + "?type=pair&min_validity=" + value)
+def test_bad_min_validity_is_400_with_go_error(readonly_emulator, value, err):
+    r = readonly_emulator.localapi(CERT + "?type=pair&min_validity=" + value)
     assert_go_error(r, 400, "invalid validity parameter: " + err)
-    assert emulator.certs() == {}
+    assert readonly_emulator.certs() == {}
 
 
 @needs_root
@@ -667,12 +667,24 @@ def test_permission_is_checked_before_min_validity(emulator):
     assert_go_error(r, 403, "cert access denied")
 
 
-def test_first_issuance_blocks_then_cache_answers(emulator):
-    a = emulator.localapi(CERT + "?type=pair")
-    assert a.elapsed >= 0.3
-    b = emulator.localapi(CERT + "?type=pair")
-    assert b.body == a.body and b.elapsed < 0.2
-    info = emulator.certs()[WEB1]
+# Issuance delays are long where a test tells "blocked" from "answered at once",
+# so a loaded machine cannot blur the two.
+SLOW = 0.8
+FAST = 0.5
+
+
+def test_sample_tailnet_first_issuance_takes_its_issue_delay(make_emulator):
+    emu = make_emulator()
+    assert emu.localapi(CERT).elapsed >= 0.3
+
+
+def test_first_issuance_blocks_then_cache_answers(make_emulator):
+    emu = make_emulator(fast_certs(delay=SLOW))
+    a = emu.localapi(CERT + "?type=pair")
+    assert a.elapsed >= SLOW
+    b = emu.localapi(CERT + "?type=pair")
+    assert b.body == a.body and b.elapsed < FAST
+    info = emu.certs()[WEB1]
     assert info["issue_count"] == 1 and info["not_after"] - info["not_before"] == 7776000
 
 
@@ -695,7 +707,7 @@ def _serial(pem):
 
 
 def test_cert_renews_async_after_two_thirds_lifetime(make_emulator):
-    emu = make_emulator(fast_certs(lifetime=3, delay=0.3))
+    emu = make_emulator(fast_certs(lifetime=3, delay=SLOW))
     a = emu.localapi(CERT)
     nb = emu.certs()[WEB1]["not_before"]
     time.sleep(max(0.0, nb + 2.05 - time.time()))   # renewal point: NotBefore + 2s
@@ -709,21 +721,21 @@ def test_cert_renews_async_after_two_thirds_lifetime(make_emulator):
     for t in ts:
         t.join()
     # Everyone got the current cert at once; one renewal runs in the background.
-    assert all(r.body == a.body and r.elapsed < 0.25 for r in results)
-    time.sleep(0.6)
+    assert all(r.body == a.body and r.elapsed < FAST for r in results)
+    time.sleep(SLOW + 0.3)
     b = emu.localapi(CERT)
-    assert _serial(b.body) != _serial(a.body) and b.elapsed < 0.25
+    assert _serial(b.body) != _serial(a.body) and b.elapsed < FAST
     info = emu.certs()[WEB1]
     assert info["issue_count"] == 2 and not info["renewing"]
 
 
 def test_min_validity_renews_synchronously(make_emulator):
-    emu = make_emulator(fast_certs(delay=0.3))
+    emu = make_emulator(fast_certs(delay=SLOW))
     a = emu.localapi(CERT + "?type=pair")
     same = emu.localapi(CERT + "?type=pair&min_validity=720h")   # 30 days < 90 days left
-    assert same.body == a.body and same.elapsed < 0.25
+    assert same.body == a.body and same.elapsed < FAST
     b = emu.localapi(CERT + "?type=pair&min_validity=2400h")     # 100 days: unmet
-    assert b.elapsed >= 0.3 and b.body != a.body
+    assert b.elapsed >= SLOW and b.body != a.body
     assert emu.localapi(CERT + "?type=pair&min_validity=0s").body == b.body
     assert emu.certs()[WEB1]["issue_count"] == 2
 
@@ -735,6 +747,7 @@ def test_expired_cert_is_reissued_blocking(make_emulator):
     time.sleep(max(0.0, na + 0.15 - time.time()))
     b = emu.localapi(CERT)
     assert b.elapsed >= 0.3 and _serial(b.body) != _serial(a.body)
+    assert emu.certs()[WEB1]["issue_count"] == 2
 
 
 def test_cert_cache_survives_restart(make_emulator, tmp_path):
@@ -745,15 +758,17 @@ def test_cert_cache_survives_restart(make_emulator, tmp_path):
     emu.stop()
     emu2 = make_emulator(state=state)
     b = emu2.localapi(CERT + "?type=pair")
-    assert b.body == a and b.elapsed < 0.25
+    assert b.body == a
+    assert emu2.certs()[WEB1]["issue_count"] == 0, "served from the on-disk cache"
 
 
 def test_clear_certs_forces_new_issuance(emulator):
     a = emulator.localapi(CERT).body
     emulator.clear_certs()
     assert emulator.certs() == {}
+    assert not os.listdir(os.path.join(emulator.state_dir, "certs"))
     b = emulator.localapi(CERT)
-    assert b.elapsed >= 0.3 and b.body != a
+    assert b.body != a and emulator.certs()[WEB1]["issue_count"] == 1
 
 
 def test_certs_control_reports_leaf_fingerprint(emulator):
@@ -816,15 +831,15 @@ def test_fault_down_drops_open_connections(emulator):
 
 
 def test_fault_slow_delays_the_answer(emulator):
-    emulator.fault("slow", delay=0.5)
+    emulator.fault("slow", delay=0.3)
     r = whois(emulator, "100.64.0.2")
-    assert r.status == 200 and r.elapsed >= 0.5
+    assert r.status == 200 and r.elapsed >= 0.3
 
 
 def test_fault_hang_never_answers(emulator):
     emulator.fault("hang")
     with pytest.raises(socket.timeout):
-        whois(emulator, "100.64.0.2", timeout=0.7)
+        whois(emulator, "100.64.0.2", timeout=0.4)
 
 
 def test_fault_reset_closes_without_answer(emulator):

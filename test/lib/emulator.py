@@ -416,8 +416,13 @@ class Emulator:
 
     @property
     def ca_pem_path(self):
-        """The test root CA: verify chains served by the emulator with it."""
-        return str(self.state_dir / "ca.pem")
+        """The test root CA: verify chains served by the emulator with it.
+        (The emulator writes it just after start; this waits for it.)"""
+        path = self.state_dir / "ca.pem"
+        deadline = time.monotonic() + 20
+        while not path.exists() and self.running and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return str(path)
 
     def log(self):
         try:
