@@ -314,6 +314,9 @@ static void helper_maintenance(int reason, void *data, int status)
     case APR_OC_REASON_LOST:
         h->running = 0;
         h->died = apr_time_now();
+        if (h->died - h->started > apr_time_from_sec(600)) {
+            h->deaths = 0;      /* it had run fine for a while */
+        }
         h->deaths++;
         if (!h->stopping) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, h->s, "TS02071: certificate "
