@@ -77,6 +77,15 @@ H2Direct on
 </Location>
 """
 
+# Only for the callgrind server: the status request that marks each dump.
+CG_EXTRA = r"""
+ExtendedStatus Off
+<Location /server-status>
+  SetHandler server-status
+  Require ip 127.0.0.1
+</Location>
+"""
+
 MEMORY_CONFIG = r"""
 AuthTailscaleURL @SOCKET@
 %(size)s
@@ -180,7 +189,7 @@ def versions():
 
 def run_wrk(ns, url, conns, secs):
     threads = max(1, min(conns, os.cpu_count() or 1))
-    r = ns.run(["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{secs}s", "--latency", url],
+    r = ns.run(["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{secs:g}s", "--latency", url],
                check=False, timeout=secs + 60)
     out = r.stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -194,7 +203,9 @@ def run_wrk(ns, url, conns, secs):
         if not mm:
             return None
         return float(mm.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[mm.group(2)]
+    n = re.search(r"(\d+) requests in", out)
     return {"rps": float(m.group(1)), "p50": pct(50), "p99": pct(99),
+            "requests": int(n.group(1)) if n else None,
             "errors": int(bad.group(1)) if bad else 0, "socket_errors": errs.group(1) if errs else ""}
 
 
@@ -202,8 +213,8 @@ def run_h2load(ns, url, conns, streams, secs, workdir):
     logf = Path(workdir) / "h2load.log"
     logf.unlink(missing_ok=True)
     # The namespace shares the file system: h2load writes its per-request log here.
-    r = ns.run(["h2load", "-t", "1", "-c", str(conns), "-m", str(streams), "-D", str(secs),
-                "--warm-up-time", "0.5", "--log-file", str(logf), url],
+    r = ns.run(["h2load", "-t", "1", "-c", str(conns), "-m", str(streams), "-D", f"{secs:g}",
+                "--log-file", str(logf), url],
                check=False, timeout=secs + 60)
     out = r.stdout
     m = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
@@ -226,11 +237,12 @@ def run_h2load(ns, url, conns, streams, secs, workdir):
         return lat[int((len(lat) - 1) * p)] if lat else None
     non2xx = sum(int(x) for x in st.groups()[1:]) if st else 0
     return {"rps": float(m.group(1)), "p50": pct(0.50), "p99": pct(0.99),
+            "requests": int(ok.group(1)),
             "errors": int(ok.group(3)) + int(ok.group(4)) + non2xx}
 
 
 def run_ab(ns, url, conns, secs):
-    r = ns.run(["ab", "-q", "-c", str(conns), "-t", str(secs), "-n", "10000000", "-s", "10", url],
+    r = ns.run(["ab", "-q", "-c", str(conns), "-t", str(max(1, round(secs))), "-n", "10000000", "-s", "10", url],
                check=False, timeout=secs + 60)
     out = r.stdout
     m = re.search(r"Requests per second:\s+([\d.]+)", out)
@@ -242,7 +254,9 @@ def run_ab(ns, url, conns, secs):
     def pct(p):
         mm = re.search(rf"^\s+{p}%\s+(\d+)", out, re.M)
         return float(mm.group(1)) if mm else None
+    n = re.search(r"Complete requests:\s+(\d+)", out)
     return {"rps": float(m.group(1)), "p50": pct(50), "p99": pct(99),
+            "requests": int(n.group(1)) if n else None,
             "errors": (int(non2xx.group(1)) if non2xx else 0) + (int(failed.group(1)) if failed else 0)}
 
 
@@ -288,6 +302,28 @@ def rss_kib(pid):
         return int(m.group(1)) if m else 0
     except OSError:
         return 0
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids):
+    """utime + stime of these processes (all their threads), in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])     # utime, stime
+    return total / CLK_TCK
+
+
+def callgrind_total(path):
+    """Instructions in one callgrind dump file."""
+    text = Path(path).read_text(errors="replace")
+    m = re.search(r"^(?:totals|summary):\s+(\d+)", text, re.M)
+    return int(m.group(1)) if m else 0
 
 
 def wait_gone(pid, timeout=20):
@@ -364,15 +400,26 @@ class Bench:
             raise RuntimeError(f"h2c check failed: {r.stdout} {r.stderr}")
 
     # -- rows 1-3: interleaved rounds ------------------------------------
+    def measured(self, measure, row):
+        """Run one measurement; add the httpd processes' CPU time per request."""
+        pids = [self.httpd.pid()] + children(self.httpd)
+        cpu0 = cpu_seconds(pids)
+        res = measure(row)
+        pids += [p for p in children(self.httpd) if p not in pids]
+        done = res.get("requests") or res["rps"] * self.a.duration
+        res["cpu_us"] = 1e6 * (cpu_seconds(pids) - cpu0) / max(1, done)
+        return res
+
     def rounds(self, key, measure):
         per_row = {row: [] for row, _ in ROWS}
         for rnd in range(self.a.rounds):
             order = ROWS[rnd % len(ROWS):] + ROWS[:rnd % len(ROWS)]
             for row, _ in order:
-                res = measure(row)
+                res = self.measured(measure, row)
                 res["round"] = rnd
                 per_row[row].append(res)
-                log(f"{key} round {rnd + 1} {row}: {res['rps']:.0f} req/s p50 {res['p50']} ms "
+                log(f"{key} round {rnd + 1} {row}: {res['rps']:.0f} req/s, httpd {res['cpu_us']:.0f} "
+                    f"CPU us/req, p50 {res['p50']} ms "
                     f"p99 {res['p99']} ms errors {res.get('errors', 0)}")
         self.results[key] = per_row
         return per_row
@@ -425,7 +472,9 @@ class Bench:
         HTTP/1.0, server closes), one pass per row."""
         per_row = {}
         for row, _ in ROWS:
-            res = run_ab(self.ns, self.url(row), self.a.connections, self.a.duration)
+            res = self.measured(lambda rw: run_ab(self.ns, self.url(rw), self.a.connections,
+                                                  self.a.duration), row)
+            res["round"] = 0
             per_row[row] = [res]
             log(f"ab {row}: {res['rps']:.0f} req/s p50 {res['p50']} ms p99 {res['p99']} ms "
                 f"errors {res['errors']}")
@@ -572,6 +621,129 @@ class Bench:
                 "status": [a["status"], b["status"]], "whois": whois,
                 "rps": (a["requests"] + b["requests"]) / max(0.001, a["elapsed"] + b["elapsed"])}
 
+    # -- instructions per request (callgrind): noise-free cost -----------
+    def callgrind(self):
+        """Instructions executed by a single-process httpd (apache2 -X under
+        valgrind --tool=callgrind) per request, for each row: a figure that
+        other load on the machine cannot disturb.  A request to
+        /server-status calls our azt_status_hook, and callgrind dumps (and
+        zeroes) its counters right before that function: the dump after a
+        row's N requests holds those N requests (plus the first half of the
+        one status request, under 0.1%)."""
+        if not shutil.which("valgrind"):
+            self.notes.append("callgrind rows skipped: valgrind is not installed")
+            return
+        conf = SERVER_CONFIG + CG_EXTRA
+        h = Httpd(self.base / "cg-httpd", config=conf, mpm="event",
+                  modules=["headers", "http2", "status"], our=["authnz_tailscale"],
+                  socket_path=self.emu.socket_path, tailnet=True)
+        for row, _ in ROWS:
+            h.write_file(f"{row}/bench.html", BODY)
+        outdir = self.base / "cg"
+        outdir.mkdir()
+        os.chmod(outdir, 0o777)
+        cmd = ["valgrind", "--tool=callgrind", "--vgdb=no", "--dump-instr=no", "--dump-line=no",
+               "--dump-before=azt_status_hook", f"--callgrind-out-file={outdir}/cg.out",
+               *h._cmd("-X")]
+        vglog = open(outdir / "vg.log", "w")
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=vglog, start_new_session=True)
+        srcs = ",".join(v4 for _, v4, _ in BENCH_NODES)
+        target = f"{SERVER_V4}:{h.ts_port}"
+        n_ka, n_nc = self.a.cg_requests, max(200, self.a.cg_requests // 2)
+        out = {}
+        try:
+            deadline = time.time() + 180
+            while not h._port_open(h.port):
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("httpd under callgrind did not start: "
+                                       + (outdir / "vg.log").read_text()[-2000:])
+                time.sleep(0.2)
+
+            def load(row, keepalive, n):
+                args = ["--connect", target, "--src", srcs, "--path", f"/{row}/bench.html",
+                        "--concurrency", "4", "--requests", str(n), "--duration", "600"]
+                return run_loadgen(self.loadgen, args + (["--keepalive"] if keepalive else []),
+                                   ns=self.ns, timeout=700)
+
+            dumps = [0]
+
+            def marker():
+                """One status request; returns the path of the dump it caused."""
+                with socket.create_connection(("127.0.0.1", h.port), timeout=60) as sk:
+                    sk.sendall(b"GET /server-status?auto HTTP/1.0\r\nHost: x\r\n\r\n")
+                    while sk.recv(65536):
+                        pass
+                dumps[0] += 1
+                f = outdir / f"cg.out.{dumps[0]}"
+                t_end = time.time() + 60
+                while not f.exists() and time.time() < t_end:
+                    time.sleep(0.05)
+                return f
+
+            for row, _ in ROWS:       # warm-up: threads, caches, libcurl handles
+                load(row, True, 100)
+                load(row, False, 100)
+            marker()
+            for mode, keepalive, n in (("keepalive", True, n_ka), ("newconn", False, n_nc)):
+                for row, _ in ROWS:
+                    res = load(row, keepalive, n)
+                    f = marker()
+                    ir = callgrind_total(f)
+                    done = res["requests"]
+                    out[f"{mode}:{row}"] = {"ir_per_req": ir / max(1, done), "requests": done,
+                                            "errors": res["errors"], "dump": str(f)}
+                    log(f"callgrind {mode} {row}: {ir / max(1, done):.0f} instructions/request "
+                        f"({done} requests, {res['errors']} errors)")
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(60)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(30)
+            vglog.close()
+        self.results["callgrind"] = out
+
+    # -- profiling (not part of the table) -------------------------------
+    def profile(self, spec):
+        """--profile keepalive|newconn|http2: sample the httpd children with
+        perf (cpu-clock, call graphs) while each row runs, and print the top
+        symbols of each row side by side."""
+        secs = self.a.duration
+        srcs = ",".join(v4 for _, v4, _ in BENCH_NODES)
+        target = f"{SERVER_V4}:{self.httpd.ts_port}"
+        loads = {
+            "keepalive": lambda row: run_wrk(self.ns, self.url(row), self.a.connections, secs),
+            "newconn": lambda row: run_loadgen(self.loadgen, [
+                "--connect", target, "--src", srcs, "--path", f"/{row}/bench.html",
+                "--concurrency", str(self.a.connections), "--duration", f"{secs:g}"], ns=self.ns),
+            "http2": lambda row: run_h2load(self.ns, self.url(row), self.a.h2_connections,
+                                            self.a.h2_streams, secs, self.base),
+        }
+        load = loads[spec]
+        for row, _ in ROWS:
+            load(row)     # warm-up
+        for row, label in ROWS:
+            data = self.base / f"perf-{spec}-{row}.data"
+            pids = ",".join(str(p) for p in children(self.httpd))
+            perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "4999", "-g",
+                                     "-o", str(data), "-p", pids], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            time.sleep(0.3)
+            res = load(row)
+            perf.send_signal(signal.SIGINT)
+            perf.wait(30)
+            rep = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--stdio",
+                                  "--sort", "dso,sym", "-g", "none", "--percent-limit", "0.7"],
+                                 capture_output=True, text=True).stdout
+            samples = re.search(r"# Samples: (\S+)", rep)
+            print(f"\n===== perf {spec} {row} ({label}): {res['rps']:.0f} req/s, "
+                  f"{samples.group(1) if samples else '?'} samples; {data}")
+            print("\n".join(l for l in rep.splitlines() if l.strip() and not l.startswith("#")))
+
     # -- teardown ------------------------------------------------------
     def teardown(self):
         if self.httpd:
@@ -601,8 +773,8 @@ def fmt(x, spec=".0f", none="—"):
 def table(bench, settings, vers):
     R = bench.results
     lines = []
-    hdr = ["#", "scenario", "variant", "throughput", "ratio", "p50 ms", "p99 ms",
-           "+p50 ms", "+p99 ms", "notes", "target", "met"]
+    hdr = ["#", "scenario", "variant", "throughput", "ratio", "httpd CPU µs/req", "p50 ms",
+           "p99 ms", "+p50 ms", "+p99 ms", "notes", "target", "met"]
     rows = []
 
     def section(num, key, title, target_ratio, extra=None):
@@ -613,11 +785,16 @@ def table(bench, settings, vers):
         base_rps = median(r["rps"] for r in base)
         base_p50 = median(r["p50"] for r in base)
         base_p99 = median(r["p99"] for r in base)
+        base_cpu = median(r.get("cpu_us") for r in base)
         for row, label in ROWS:
             rs = per[row]
             rps = median(r["rps"] for r in rs)
             p50 = median(r["p50"] for r in rs)
             p99 = median(r["p99"] for r in rs)
+            cpu = median(r.get("cpu_us") for r in rs)
+            cpu_s = fmt(cpu, ".1f")
+            if row != "base" and cpu is not None and base_cpu:
+                cpu_s += f" ({cpu / base_cpu:.2f}×)"
             ratios = []
             for r in rs:
                 b = next((x for x in base if x["round"] == r["round"]), None)
@@ -639,7 +816,7 @@ def table(bench, settings, vers):
                 met = "yes" if ratio is not None and ratio >= target_ratio else "NO"
             rows.append([str(num) if row == "base" else "", title if row == "base" else "",
                          label, f"{fmt(rps)} req/s", "1.000" if row == "base" else fmt(ratio, ".3f"),
-                         fmt(p50, ".2f"), fmt(p99, ".2f"),
+                         cpu_s, fmt(p50, ".2f"), fmt(p99, ".2f"),
                          "" if row == "base" else fmt(p50 - base_p50 if p50 is not None and base_p50 is not None else None, "+.2f"),
                          "" if row == "base" else fmt(p99 - base_p99 if p99 is not None and base_p99 is not None else None, "+.2f"),
                          "; ".join(n for n in note if n), tgt, met])
@@ -657,19 +834,21 @@ def table(bench, settings, vers):
         return (f"whois {1000.0 * w / max(1, n):.2f}/1k req ({w} total; max {mx} per node per "
                 f"process in a {settings['duration']}s run, limit {win}; {procs} procs)")
     section(2, "newconn", f"new conn per request (tsl_load, 8 nodes, {c} conc)", 0.90, whois_note)
+    # The whois-per-TTL criterion of row 2, as a row of its own.
+    if R.get("newconn"):
+        ok = getattr(bench, "whois_ok", None)
+        rows.append(["2w", "whois per node per TTL per process", "(rows 2, tailnet rules)", "", "",
+                     "", "", "", "", "", f"TTL {settings['ttl']}s", "≤ 1", "yes" if ok else "NO"])
+
     section("2b", "ab", f"new conn per request (ab, 1 node, {c} conc, 1 pass)", None)
     section(3, "http2", f"HTTP/2 h2c (h2load, {settings['h2_connections']}x"
                         f"{settings['h2_streams']} streams)", 0.97)
-    # whois criterion belongs to row 2
-    for r in rows:
-        if r[2] != ROWS[0][1] and r[1] == "" and False:
-            pass
 
     emu = R.get("emulator")
     if emu:
         for i, (conc, res) in enumerate(sorted(emu.items())):
             rows.append(["4" if i == 0 else "", "emulator whois (LocalAPI, keep-alive)" if i == 0 else "",
-                         f"{conc} client{'s' if conc > 1 else ''}", f"{res['rps']:.0f} whois/s", "",
+                         f"{conc} client{'s' if conc > 1 else ''}", f"{res['rps']:.0f} whois/s", "", "",
                          fmt(res["p50"], ".2f"), fmt(res["p99"], ".2f"), "", "",
                          "the module's cost when it does ask", "", ""])
 
@@ -678,16 +857,16 @@ def table(bench, settings, vers):
         st = median(cert["times"].get("static", []))
         md = median(cert["times"].get("md", [])) if "md" in cert["times"] else None
         rows.append(["5", "start to first verified TLS handshake", "static SSLCertificateFile",
-                     f"{fmt(st * 1000 if st else None)} ms", "1.000", "", "", "", "",
+                     f"{fmt(st * 1000 if st else None)} ms", "1.000", "", "", "", "", "",
                      f"median of {len(cert['times'].get('static', []))}", "", ""])
         if md is not None:
             ratio = md / st if st else None
             rows.append(["", "", "mod_md_tailscale (cert cached)", f"{fmt(md * 1000)} ms",
-                         fmt(ratio, ".3f"), "", "", "", "", f"median of {len(cert['times']['md'])}",
+                         fmt(ratio, ".3f"), "", "", "", "", "", f"median of {len(cert['times']['md'])}",
                          "≤ 1.10×", "yes" if ratio is not None and ratio <= 1.10 else "NO"])
         else:
             rows.append(["", "", "mod_md_tailscale (cert cached)", cert["md_note"], "", "", "", "",
-                         "", "", "≤ 1.10×", "n/a"])
+                         "", "", "", "≤ 1.10×", "n/a"])
 
     mem = R.get("memory")
     if mem:
@@ -701,18 +880,12 @@ def table(bench, settings, vers):
                          f"memory: {m['requests']} distinct ip:port peers" if first else "",
                          f"AuthTailscaleCacheSize {size}{' (default)' if size == 1000 else ''}",
                          f"{m['rss0'] / 1024:.1f}→{m['rss_half'] / 1024:.1f}→{m['rss_end'] / 1024:.1f} MiB",
-                         "", "", "", "", "",
+                         "", "", "", "", "", "",
                          f"max child RSS start→half→end; growth {grow_total / 1024:.1f} MiB "
                          f"(2nd half {grow_2nd / 1024:+.1f}); bound ≈ {bound_kib / 1024:.1f} MiB/process; "
                          f"{m['procs']} procs, {m['whois']} whois, {m['errors']} unexpected statuses",
                          "bounded", "yes" if bounded else "NO"])
             first = False
-
-    # The whois-per-TTL criterion of row 2, as a row of its own.
-    if R.get("newconn"):
-        ok = getattr(bench, "whois_ok", None)
-        rows.append(["2w", "whois per node per TTL per process", "(rows 2, tailnet rules)", "", "",
-                     "", "", "", "", f"TTL {settings['ttl']}s", "≤ 1", "yes" if ok else "NO"])
 
     widths = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
 
@@ -739,12 +912,16 @@ def main():
     ap.add_argument("--only", help="comma list of: keepalive,newconn,ab,http2,emulator,cert,memory")
     ap.add_argument("--json", help="also write the raw results to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--cg-requests", type=int, help="requests per row under callgrind (default 2000, quick 600)")
+    ap.add_argument("--profile", choices=["keepalive", "newconn", "http2"],
+                    help="instead of the table: perf profiles of the httpd children per row")
     a = ap.parse_args()
     q = a.quick
     a.duration = a.duration or (2 if q else 5)
     a.rounds = a.rounds or (1 if q else 3)
     a.peers = a.peers or (20000 if q else 100000)
     a.cert_reps = a.cert_reps or (3 if q else 5)
+    a.cg_requests = a.cg_requests or (600 if q else 2000)
     if a.peers > 120000:
         ap.error("--peers: at most 120000 distinct source pairs are available")
     if os.geteuid() != 0:
@@ -754,7 +931,7 @@ def main():
     except FileNotFoundError as e:
         sys.exit(str(e))
     ensure_tools()
-    only = set((a.only or "keepalive,newconn,ab,http2,emulator,cert,memory").split(","))
+    only = set((a.only or "keepalive,newconn,ab,http2,callgrind,emulator,cert,memory").split(","))
     vers = versions()
     settings = {"connections": a.connections, "duration": a.duration, "rounds": a.rounds,
                 "h2_connections": a.h2_connections, "h2_streams": a.h2_streams, "mpm": "event",
@@ -768,8 +945,11 @@ def main():
     signal.signal(signal.SIGTERM, on_term)
     try:
         b.setup()
+        if a.profile:
+            b.profile(a.profile)
+            return
         steps = [("keepalive", b.keepalive), ("newconn", b.newconn), ("ab", b.ab_crosscheck),
-                 ("http2", b.http2), ("emulator", b.emulator), ("cert", b.cert_startup),
+                 ("http2", b.http2), ("callgrind", b.callgrind), ("emulator", b.emulator), ("cert", b.cert_startup),
                  ("memory", b.memory)]
         for name, fn in steps:
             if name in only:
