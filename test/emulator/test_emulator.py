@@ -740,6 +740,17 @@ def test_min_validity_renews_synchronously(make_emulator):
     assert emu.certs()[WEB1]["issue_count"] == 2
 
 
+def test_nonzero_min_validity_past_renewal_point_renews_synchronously(make_emulator):
+    # tailscaled only goes async when min_validity is 0; "1ns" is met here,
+    # but the 2/3 point is passed, so the caller waits for the new cert.
+    emu = make_emulator(fast_certs(lifetime=3, delay=SLOW))
+    a = emu.localapi(CERT)
+    nb = emu.certs()[WEB1]["not_before"]
+    time.sleep(max(0.0, nb + 2.05 - time.time()))
+    b = emu.localapi(CERT + "?min_validity=1ns")
+    assert b.elapsed >= SLOW and _serial(b.body) != _serial(a.body)
+
+
 def test_expired_cert_is_reissued_blocking(make_emulator):
     emu = make_emulator(fast_certs(lifetime=2, delay=0.3))
     a = emu.localapi(CERT)
