@@ -1,5 +1,6 @@
 /* mod_md_tailscale: the helper process (see mdt_helper.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,12 +108,21 @@ static void wait_parent_catches_graceful(const mdt_helper *h, apr_pool_t *p)
     apr_time_t deadline = apr_time_now() + apr_time_from_sec(10);
 
     while (apr_time_now() < deadline) {
-        char *text = mdt_store_read(p, path, 64 * 1024, NULL);
-        const char *cgt = text ? strstr(text, "\nSigCgt:") : NULL;
-        if (!text) {
+        char text[4096];
+        const char *cgt;
+        ssize_t n = -1;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        if (fd >= 0) {
+            n = read(fd, text, sizeof(text) - 1);   /* SigCgt is in the first 1k */
+            close(fd);
+        }
+        if (n <= 0) {
             apr_sleep(apr_time_from_sec(1));    /* no /proc: a short grace */
             return;
         }
+        text[n] = '\0';
+        cgt = strstr(text, "\nSigCgt:");
         if (cgt) {
             unsigned long long mask = strtoull(cgt + 8, NULL, 16);
             if (mask & (1ULL << (AP_SIG_GRACEFUL - 1))) {

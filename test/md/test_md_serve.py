@@ -228,3 +228,25 @@ def test_status_handler_and_server_status(make_httpd, emulator):
     assert "<h2>mod_md_tailscale</h2>" in html and DOMAIN in html
     # children only read the status files: nothing asked tailscaled as www-data
     assert all(r["uid"] == 0 for r in emulator.requests())
+
+
+def test_http2(make_httpd, emulator):
+    """Over HTTP/2 too: the fallback answers 503, the real certificate 200."""
+    import subprocess
+    emulator.fault("down")
+    conf = md_config(vhosts=vhost(DOMAIN, extra="  Protocols h2 http/1.1"),
+                     global_extra=FAST)
+    h = md_httpd(make_httpd, conf, modules=["http2"])
+
+    def get(verify):
+        args = ["curl", "-sS", "--http2", "--max-time", "10", "-o", "/dev/null",
+                "-w", "%{http_version} %{http_code}",
+                "--resolve", f"{DOMAIN}:{h.tls_port}:127.0.0.1"]
+        args += ["--cacert", emulator.ca_pem_path] if verify else ["-k"]
+        p = subprocess.run(args + [f"https://{DOMAIN}:{h.tls_port}/"], capture_output=True,
+                           text=True, timeout=20)
+        return p.returncode, p.stdout
+    assert get(False) == (0, "2 503")
+    emulator.clear_fault()
+    wait_real_cert(h, emulator, timeout=20)
+    assert get(True) == (0, "2 200")
