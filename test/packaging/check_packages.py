@@ -230,16 +230,20 @@ def check_no_foreign_files(paths):
 # ---------------------------------------------------------------------------
 # build
 
+# The tree may belong to another user than the one building (--build-only).
+GIT = ["git", "-c", "safe.directory=%s" % REPO, "-C", str(REPO)]
+
+
 def copy_tree(dest, head=False):
     """The working tree as it is now (tracked and untracked, not ignored),
     without compiled binaries; or, with head, the last commit."""
     if head:
         Path(dest).mkdir(parents=True)
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", "HEAD"],
-                                 capture_output=True, check=True).stdout
+        archive = subprocess.run(GIT + ["archive", "HEAD"], capture_output=True,
+                                 check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
         return sum(len(f) for _, _, f in os.walk(dest))
-    names = subprocess.run(["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard",
+    names = subprocess.run(GIT + ["ls-files", "-co", "--exclude-standard",
                             "-z"], capture_output=True, check=True).stdout.split(b"\0")
     n = 0
     for raw in names:
