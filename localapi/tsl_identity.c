@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <apr_strings.h>
 #include "tsl_identity.h"
+#include "tsl_json.h"
 
 /* ------------------------------------------------------------ raw JSON */
 
@@ -441,29 +442,6 @@ static const char *parse_capmap(apr_pool_t *p, const char *json, apr_size_t len,
 
 /* ------------------------------------------------------------ jansson */
 
-/* Optional string member: absent or null gives def; other types fail. */
-static const char *get_string(apr_pool_t *p, json_t *obj, const char *obj_name,
-                              const char *key, int required, const char **out)
-{
-    json_t *v = json_object_get(obj, key);
-
-    if (!v || json_is_null(v)) {
-        if (required) {
-            return apr_psprintf(p, "whois answer has no %s.%s", obj_name, key);
-        }
-        *out = "";
-        return NULL;
-    }
-    if (!json_is_string(v)) {
-        return apr_psprintf(p, "whois answer: %s.%s is not a string", obj_name, key);
-    }
-    *out = apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
-    if (required && !**out) {
-        return apr_psprintf(p, "whois answer has an empty %s.%s", obj_name, key);
-    }
-    return NULL;
-}
-
 static const char *get_int(apr_pool_t *p, json_t *obj, const char *obj_name,
                            const char *key, apr_int64_t *out)
 {
@@ -477,30 +455,6 @@ static const char *get_int(apr_pool_t *p, json_t *obj, const char *obj_name,
         return apr_psprintf(p, "whois answer: %s.%s is not an integer", obj_name, key);
     }
     *out = (apr_int64_t)json_integer_value(v);
-    return NULL;
-}
-
-static const char *get_strings(apr_pool_t *p, json_t *obj, const char *obj_name,
-                               const char *key, apr_array_header_t **out)
-{
-    json_t *v = json_object_get(obj, key), *e;
-    size_t i;
-
-    *out = apr_array_make(p, 4, sizeof(const char *));
-    if (!v || json_is_null(v)) {
-        return NULL;
-    }
-    if (!json_is_array(v)) {
-        return apr_psprintf(p, "whois answer: %s.%s is not an array", obj_name, key);
-    }
-    json_array_foreach(v, i, e) {
-        if (!json_is_string(e)) {
-            return apr_psprintf(p, "whois answer: %s.%s has a non-string element",
-                                obj_name, key);
-        }
-        APR_ARRAY_PUSH(*out, const char *) =
-            apr_pstrmemdup(p, json_string_value(e), json_string_length(e));
-    }
     return NULL;
 }
 
@@ -522,17 +476,17 @@ static const char *fill_identity(apr_pool_t *p, json_t *root, tsl_identity *id)
     if (!json_is_object(up)) return "whois answer: UserProfile is not an object";
 
     if ((err = get_int(p, up, "UserProfile", "ID", &id->user_id))
-        || (err = get_string(p, up, "UserProfile", "LoginName", 1, &id->login_name))
-        || (err = get_string(p, up, "UserProfile", "DisplayName", 0, &id->display_name))
-        || (err = get_string(p, up, "UserProfile", "ProfilePicURL", 0,
+        || (err = tsl_json_string(p, "whois", up, "UserProfile.", "LoginName", 1, &id->login_name))
+        || (err = tsl_json_string(p, "whois", up, "UserProfile.", "DisplayName", 0, &id->display_name))
+        || (err = tsl_json_string(p, "whois", up, "UserProfile.", "ProfilePicURL", 0,
                              &id->profile_pic_url))
         || (err = get_int(p, node, "Node", "ID", &id->node_id))
-        || (err = get_string(p, node, "Node", "StableID", 0, &id->node_stable_id))
-        || (err = get_string(p, node, "Node", "Name", 1, &name))
-        || (err = get_string(p, node, "Node", "ComputedName", 0, &computed))
+        || (err = tsl_json_string(p, "whois", node, "Node.", "StableID", 0, &id->node_stable_id))
+        || (err = tsl_json_string(p, "whois", node, "Node.", "Name", 1, &name))
+        || (err = tsl_json_string(p, "whois", node, "Node.", "ComputedName", 0, &computed))
         || (err = get_int(p, node, "Node", "Sharer", &sharer))
-        || (err = get_strings(p, node, "Node", "Tags", &id->tags))
-        || (err = get_strings(p, node, "Node", "Addresses", &id->addresses))) {
+        || (err = tsl_json_strings(p, "whois", node, "Node.", "Tags", &id->tags))
+        || (err = tsl_json_strings(p, "whois", node, "Node.", "Addresses", &id->addresses))) {
         return err;
     }
     n = strlen(name);
@@ -566,22 +520,14 @@ static const char *fill_identity(apr_pool_t *p, json_t *root, tsl_identity *id)
 tsl_code tsl_identity_parse(apr_pool_t *p, const char *json, apr_size_t len,
                             tsl_identity **out, tsl_result *res)
 {
-    json_error_t jerr;
     json_t *root;
     tsl_identity *id;
     const char *err;
 
     tsl_result_init(res);
     *out = NULL;
-    if (!json || len == 0) {
-        return tsl_result_set(res, p, TSL_ERR_PARSE, "whois answer is empty");
-    }
-    root = json_loadb(json, len, 0, &jerr);
-    if (!root) {
-        return tsl_result_set(res, p, TSL_ERR_PARSE,
-                              "whois answer is not valid JSON: %s (line %d, "
-                              "column %d)", tsl_printable(p, jerr.text, 200), jerr.line,
-                              jerr.column);
+    if (tsl_json_load(p, "whois", json, len, &root, res) != TSL_OK) {
+        return res->code;
     }
     id = apr_pcalloc(p, sizeof(*id));
     id->caps = apr_array_make(p, 4, sizeof(tsl_cap));

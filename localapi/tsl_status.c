@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <apr_strings.h>
 #include "tsl_status.h"
+#include "tsl_json.h"
 
 static const char *strip_dot(apr_pool_t *p, const char *s)
 {
@@ -13,46 +14,6 @@ static const char *strip_dot(apr_pool_t *p, const char *s)
         return apr_pstrndup(p, s, n - 1);
     }
     return s;
-}
-
-static const char *st_string(apr_pool_t *p, json_t *obj, const char *where,
-                             const char *key, int required, const char **out)
-{
-    json_t *v = obj ? json_object_get(obj, key) : NULL;
-
-    *out = "";
-    if (!v || json_is_null(v)) {
-        return required ? apr_psprintf(p, "status answer has no %s%s", where, key)
-                        : NULL;
-    }
-    if (!json_is_string(v)) {
-        return apr_psprintf(p, "status answer: %s%s is not a string", where, key);
-    }
-    *out = apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
-    return NULL;
-}
-
-static const char *st_strings(apr_pool_t *p, json_t *obj, const char *key,
-                              apr_array_header_t **out)
-{
-    json_t *v = json_object_get(obj, key), *e;
-    size_t i;
-
-    *out = apr_array_make(p, 4, sizeof(const char *));
-    if (!v || json_is_null(v)) {
-        return NULL;
-    }
-    if (!json_is_array(v)) {
-        return apr_psprintf(p, "status answer: %s is not an array", key);
-    }
-    json_array_foreach(v, i, e) {
-        if (!json_is_string(e)) {
-            return apr_psprintf(p, "status answer: %s has a non-string element", key);
-        }
-        APR_ARRAY_PUSH(*out, const char *) =
-            apr_pstrmemdup(p, json_string_value(e), json_string_length(e));
-    }
-    return NULL;
 }
 
 static const char *st_object(json_t *root, const char *key, json_t **out)
@@ -82,15 +43,15 @@ static const char *fill_status(apr_pool_t *p, json_t *root, tsl_status *st)
         || (err = st_object(root, "CurrentTailnet", &tn))) {
         return apr_psprintf(p, "status answer: %s is not an object", err);
     }
-    if ((err = st_string(p, root, "", "Version", 0, &st->version))
-        || (err = st_string(p, root, "", "BackendState", 1, &st->backend_state))
-        || (err = st_string(p, self, "Self.", "DNSName", 0, &dns))
-        || (err = st_string(p, tn, "CurrentTailnet.", "Name", 0, &st->tailnet_name))
-        || (err = st_string(p, tn, "CurrentTailnet.", "MagicDNSSuffix", 0,
+    if ((err = tsl_json_string(p, "status", root, "", "Version", 0, &st->version))
+        || (err = tsl_json_string(p, "status", root, "", "BackendState", 1, &st->backend_state))
+        || (err = tsl_json_string(p, "status", self, "Self.", "DNSName", 0, &dns))
+        || (err = tsl_json_string(p, "status", tn, "CurrentTailnet.", "Name", 0, &st->tailnet_name))
+        || (err = tsl_json_string(p, "status", tn, "CurrentTailnet.", "MagicDNSSuffix", 0,
                             &st->magic_dns_suffix))
-        || (err = st_string(p, root, "", "MagicDNSSuffix", 0, &suffix))
-        || (err = st_strings(p, root, "CertDomains", &st->cert_domains))
-        || (err = st_strings(p, root, "TailscaleIPs", &st->self_ips))) {
+        || (err = tsl_json_string(p, "status", root, "", "MagicDNSSuffix", 0, &suffix))
+        || (err = tsl_json_strings(p, "status", root, "", "CertDomains", &st->cert_domains))
+        || (err = tsl_json_strings(p, "status", root, "", "TailscaleIPs", &st->self_ips))) {
         return err;
     }
     if (!*st->backend_state) {
@@ -107,22 +68,14 @@ static const char *fill_status(apr_pool_t *p, json_t *root, tsl_status *st)
 tsl_code tsl_status_parse(apr_pool_t *p, const char *json, apr_size_t len,
                           tsl_status **out, tsl_result *res)
 {
-    json_error_t jerr;
     json_t *root;
     tsl_status *st;
     const char *err;
 
     tsl_result_init(res);
     *out = NULL;
-    if (!json || len == 0) {
-        return tsl_result_set(res, p, TSL_ERR_PARSE, "status answer is empty");
-    }
-    root = json_loadb(json, len, 0, &jerr);
-    if (!root) {
-        return tsl_result_set(res, p, TSL_ERR_PARSE,
-                              "status answer is not valid JSON: %s (line %d, "
-                              "column %d)", tsl_printable(p, jerr.text, 200), jerr.line,
-                              jerr.column);
+    if (tsl_json_load(p, "status", json, len, &root, res) != TSL_OK) {
+        return res->code;
     }
     st = apr_pcalloc(p, sizeof(*st));
     err = fill_status(p, root, st);
