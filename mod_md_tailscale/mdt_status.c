@@ -12,16 +12,33 @@
 
 #define HANDLER_NAME "md-tailscale-status"
 
-/* A domain's status: the helper's file, or what this process knows. */
+/* A domain's status: the helper's file, corrected by what this process
+ * itself serves (right after a restart the file may still be the previous
+ * helper's), or only what this process knows. */
 static json_t *domain_json(apr_pool_t *p, const mdt_runtime *rt, const mdt_domain *d)
 {
     json_t *o = mdt_state_load_json(p, rt, d);
-    const mdt_state *st;
+    const mdt_state *st = mdt_runtime_state(rt, d);
 
+    if (o && st) {
+        mdt_state own = *st;
+        json_t *cert = json_object_get(o, "cert");
+        json_t *fp = json_is_object(cert) ? json_object_get(cert, "fingerprint") : NULL;
+        json_t *mine = mdt_state_to_json(p, rt, &own);
+
+        if (json_is_string(fp)) {
+            apr_cpystrn(own.cert.fingerprint, json_string_value(fp),
+                        sizeof(own.cert.fingerprint));
+        }
+        json_object_set(o, "served", json_object_get(mine, "served"));
+        json_object_set(o, "fallback", json_object_get(mine, "fallback"));
+        json_object_set_new(o, "state", json_string(mdt_state_word(&own, apr_time_now())));
+        json_decref(mine);
+        return o;
+    }
     if (o) {
         return o;
     }
-    st = mdt_runtime_state(rt, d);
     if (st) {
         return mdt_state_to_json(p, rt, st);
     }
