@@ -40,13 +40,19 @@ def main(args):
     for a in args:
         p = Path(a)
         files += sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else [p]
-    ours, theirs = [], []
+    ours, theirs, incomplete = [], [], []
     for f in files:
-        for rec in records(f.read_text(errors="replace")):
+        text = f.read_text(errors="replace")
+        if "LeakSanitizer has encountered a fatal error" in text:
+            incomplete.append(f)
+        for rec in records(text):
             (ours if any(OURS.search(fr) for fr in rec[3]) else theirs).append((f, rec))
     print(f"leak reports: {len(files)} files; leaks from our code: {len(ours)} records "
           f"({sum(r[1] for _, r in ours)} bytes); others (httpd/APR/libraries at exit): "
           f"{len(theirs)} records ({sum(r[1] for _, r in theirs)} bytes)")
+    if incomplete:
+        print(f"leak check incomplete in {len(incomplete)} process(es): LeakSanitizer could not "
+              f"stop the threads for its exit-time scan ({', '.join(f.name for f in incomplete[:5])})")
     seen = set()
     for f, (kind, nbytes, nobj, frames) in ours:
         key = tuple(frames[:8])
