@@ -42,6 +42,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "test"))
 
 from lib.emulator import Emulator  # noqa: E402
+import lib.httpd  # noqa: E402
 from lib.httpd import Httpd, module_path  # noqa: E402
 sys.path.insert(0, str(HERE))
 from benchns import BenchNamespace, SERVER_V4  # noqa: E402
@@ -504,7 +505,10 @@ class Bench:
 
     # -- row 5: certificate start-up -----------------------------------
     def cert_startup(self):
-        md_so = REPO / "mod_md_tailscale" / ".libs" / "mod_md_tailscale.so"
+        try:
+            md_so = lib.httpd.module_path("md_tailscale")
+        except FileNotFoundError:
+            md_so = Path("/nonexistent")
         # The pair tailscaled holds (fetching it once also pre-warms the emulator).
         r = subprocess.run(["curl", "-sS", "--max-time", "30", "--unix-socket", self.emu.socket_path,
                             f"http://local-tailscaled.sock/localapi/v0/cert/{DOMAIN}?type=pair"],
@@ -1002,28 +1006,41 @@ def main():
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--h2-connections", type=int, default=8)
     ap.add_argument("--h2-streams", type=int, default=16)
-    ap.add_argument("--peers", type=int, help="distinct peers for the memory row (default 100000, quick 20000)")
-    ap.add_argument("--cache-size2", type=int, default=4000, help="second AuthTailscaleCacheSize")
+    ap.add_argument("--peers", type=int, help="distinct peers for the memory row (default 100000, quick 10000)")
+    ap.add_argument("--cache-size2", type=int, help="second AuthTailscaleCacheSize (default 4000, quick 2000)")
     ap.add_argument("--cert-reps", type=int, help="start-ups per variant (default 5, quick 3)")
     ap.add_argument("--only", help="comma list of: keepalive,newconn,ab,http2,emulator,cert,memory")
     ap.add_argument("--json", help="also write the raw results to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--cg-requests", type=int, help="requests per row under callgrind (default 2000, quick 600)")
+    ap.add_argument("--modules-from", metavar="DIR",
+                    help="load our modules from another build tree (e.g. a patched copy) "
+                         "to compare before/after")
     ap.add_argument("--profile", choices=["keepalive", "newconn", "http2"],
                     help="instead of the table: perf profiles of the httpd children per row")
     a = ap.parse_args()
     q = a.quick
     a.duration = a.duration or (2 if q else 5)
     a.rounds = a.rounds or (1 if q else 3)
-    a.peers = a.peers or (20000 if q else 100000)
+    a.peers = a.peers or (10000 if q else 100000)
+    a.cache_size2 = a.cache_size2 or (2000 if q else 4000)
     a.cert_reps = a.cert_reps or (3 if q else 5)
-    a.cg_requests = a.cg_requests or (600 if q else 2000)
+    a.cg_requests = a.cg_requests or (400 if q else 2000)
     if a.peers > 120000:
         ap.error("--peers: at most 120000 distinct source pairs are available")
     if os.geteuid() != 0:
         sys.exit("the benchmark needs root (network namespaces, httpd as www-data); use build/bench")
+    if a.modules_from:
+        other = Path(a.modules_from).resolve()
+
+        def other_module_path(name):
+            p = other / f"mod_{name}" / ".libs" / f"mod_{name}.so"
+            if not p.exists():
+                raise FileNotFoundError(f"{p} is not built")
+            return p
+        lib.httpd.module_path = other_module_path
     try:
-        module_path("authnz_tailscale")
+        lib.httpd.module_path("authnz_tailscale")
     except FileNotFoundError as e:
         sys.exit(str(e))
     ensure_tools()
