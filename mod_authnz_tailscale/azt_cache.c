@@ -94,7 +94,8 @@ static void make_room(azt_cache *c)
 
 azt_cache_outcome azt_cache_get(azt_cache *c, const char *key, apr_time_t now,
                                 apr_interval_time_t wait_max, apr_pool_t *p,
-                                tsl_code *code, tsl_identity **id)
+                                tsl_code *code, tsl_identity **id,
+                                apr_time_t *expires)
 {
     azt_entry *e;
     apr_time_t deadline = now + wait_max;
@@ -113,6 +114,9 @@ azt_cache_outcome azt_cache_get(azt_cache *c, const char *key, apr_time_t now,
             if (e->expires > now) {
                 *code = e->code;
                 *id = e->id ? tsl_identity_copy(p, e->id) : NULL;
+                if (expires) {
+                    *expires = e->expires;
+                }
                 entry_touch(c, e);
                 apr_thread_mutex_unlock(c->mutex);
                 return AZT_CACHE_HIT;

@@ -25,11 +25,14 @@ typedef enum {
 /* Create a cache of at most max_entries (0: every get() misses). Freed with p. */
 azt_cache *azt_cache_create(apr_pool_t *p, int max_entries);
 
-/* Look key up at time now. On a hit the identity is copied into p. When the
- * key is being looked up by another thread, wait up to wait_max for it. */
+/* Look key up at time now. On a hit the identity is copied into p and
+ * *expires (if not NULL) is the entry's expiry, so that copies kept elsewhere
+ * expire with it. When the key is being looked up by another thread, wait up
+ * to wait_max for it. */
 azt_cache_outcome azt_cache_get(azt_cache *c, const char *key, apr_time_t now,
                                 apr_interval_time_t wait_max, apr_pool_t *p,
-                                tsl_code *code, tsl_identity **id);
+                                tsl_code *code, tsl_identity **id,
+                                apr_time_t *expires);
 
 /* Store the answer for a key obtained by a MISS (id NULL for NOT_FOUND). */
 void azt_cache_put(azt_cache *c, const char *key, tsl_code code,

@@ -160,6 +160,7 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const char *ip, int 
     azt_conn_slot *cs;
     const char *key;
     apr_time_t now = apr_time_now();
+    apr_time_t hit_expires = 0;   /* process cache hit: when that entry expires */
     azt_cache_outcome outcome;
     tsl_code code;
     tsl_result res;
@@ -187,7 +188,8 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const char *ip, int 
         return cs->code;
     }
 
-    outcome = azt_cache_get(cache, key, now, azt_conf_timeout(sc), r->pool, &code, id);
+    outcome = azt_cache_get(cache, key, now, azt_conf_timeout(sc), r->pool, &code, id,
+                            &hit_expires);
     if (outcome == AZT_CACHE_HIT) {
         azt_stats_inc(&st->cache_hits);
         goto remember;
@@ -253,7 +255,10 @@ remember:
             cs->key = apr_pstrdup(cs->pool, key);
             cs->code = code;
             cs->id = *id ? tsl_identity_copy(cs->pool, *id) : NULL;
-            cs->expires = now + ttl;
+            /* A connection never keeps an answer longer than tailscaled's
+             * answer is good for: a copy of a cache entry expires with it
+             * (else a keep-alive connection could serve it for 2x the TTL). */
+            cs->expires = outcome == AZT_CACHE_HIT && hit_expires ? hit_expires : now + ttl;
         }
     }
     return code;

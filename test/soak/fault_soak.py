@@ -254,17 +254,23 @@ def main():
                 wrong_grants.append(r)
             for mode, on, off in windows:
                 if r["t0"] >= on + CACHE_TTL + SLACK and r["t1"] <= off:
-                    unhealthy_served.append(dict(r, fault=mode))
+                    unhealthy_served.append(dict(r, fault=mode, after_on=round(r["t0"] - on, 3)))
     in_fault = collections.Counter()
     for r in protected:
         for mode, on, off in windows:
             if r["t0"] >= on + CACHE_TTL + SLACK and r["t1"] <= off:
                 in_fault[(mode, r["s"])] += 1
     cert_fps = sorted({r["fp"] for r in records if r.get("fp")})
+    errors = collections.Counter(r.get("err", "").split(":")[0] for r in records if r["s"] == 0)
+    with open(work / "records.jsonl", "w") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+    (work / "windows.json").write_text(json.dumps(windows))
     final_ok = bool(verified and fp and fp in held.values())
     report = {
         "requests": len(records),
         "by_status": {str(k): v for k, v in sorted(by_status.items())},
+        "client_side_failures": dict(errors.most_common(8)),
         "protected_requests": len(protected),
         "protected_served_while_unhealthy": len(unhealthy_served),
         "wrong_grants": len(wrong_grants),
