@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Fault soak: mixed tailnet traffic against httpd with both modules while
 the tailscaled emulator cycles through its faults and certificates renew.
-Minutes long, not part of the test suite.  Run as root (network namespace):
+Minutes long, not part of the test suite.  Run as root; it re-runs itself in
+a private network namespace (unshare -n) so that it does not collide with a
+test run using the tailnet namespace at the same time:
 
     /usr/bin/python3 test/soak/fault_soak.py [--phase 15] [--cycles 1]
         [--workers 8] [--mpm event] [--json out/soak/report.json]
@@ -160,6 +162,13 @@ def main():
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("fault_soak: run as root (network namespace, certificates)")
+    if os.environ.get("TSL_SOAK_ISOLATED") != "1" and shutil.which("unshare"):
+        # Run in a private network namespace: the tailnet namespace's host-side
+        # addresses would collide with a test run going on at the same time.
+        os.environ["TSL_SOAK_ISOLATED"] = "1"
+        os.execvp("unshare", ["unshare", "-n", "--", "sh", "-c",
+                              'ip link set lo up && exec "$0" "$@"', sys.executable,
+                              str(Path(__file__).resolve())] + sys.argv[1:])
 
     work = Path(tempfile.mkdtemp(prefix="tsl-soak-"))
     os.chmod(work, 0o755)
@@ -177,7 +186,7 @@ def main():
               our=["authnz_tailscale", "md_tailscale"], socket_path=emu.socket_path, tailnet=True)
     (h.dir / "md").mkdir()
     h.write_file("secret.txt", SECRET + "\n")
-    records, windows, loadgen = [], [], None
+    records, windows, loadgen, samples = [], [], None, []
     report = {}
     try:
         h.start()
@@ -211,12 +220,15 @@ def main():
         rt.start()
 
         before = None
+        samples = []
+        t_start = time.time()
         for i, (mode, secs) in enumerate(phases):
             if mode == "healthy":
                 print(f"[{time.strftime('%H:%M:%S')}] healthy {secs:g}s", flush=True)
                 time.sleep(secs)
+                samples.append(dict(httpd_stats(h), t=round(time.time() - t_start)))
                 if before is None:
-                    before = httpd_stats(h)
+                    before = samples[-1]
                 continue
             kw = {"delay": 2.5} if mode == "slow" else {}
             emu.fault(mode, **kw)
@@ -281,6 +293,7 @@ def main():
                                                  sorted(in_fault.items())},
         "httpd_before": before,
         "httpd_after": after,
+        "httpd_samples_after_each_healthy_phase": samples,
         "certificates_activated": activations,
         "distinct_certificates_seen_by_clients": len(cert_fps),
         "final_certificate": {"sha256": fp, "verifies": verified, "not_after": not_after,

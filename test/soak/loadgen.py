@@ -41,12 +41,19 @@ class Conn:
         j = self.job
         src = (j["clients"][self.client], 0)
         if self.tls:
+            # TCP to the tailnet address, TLS (SNI and name check) for the
+            # managed name, as a browser resolving it through MagicDNS does
             ctx = ssl.create_default_context(cafile=j["cafile"])
-            c = http.client.HTTPSConnection(j["server"], j["tls_port"], timeout=20,
-                                            source_address=src, context=ctx)
-            c.connect()
-            # SNI is the managed name; the TCP peer is the tailnet address
-            der = c.sock.getpeercert(binary_form=True)
+            raw = socket.create_connection((j["server"], j["tls_port"]), timeout=20,
+                                           source_address=src)
+            try:
+                tls = ctx.wrap_socket(raw, server_hostname=j["sni"])
+            except (OSError, ssl.SSLError):
+                raw.close()
+                raise
+            c = http.client.HTTPConnection(j["server"], j["tls_port"], timeout=20)
+            c.sock = tls
+            der = tls.getpeercert(binary_form=True)
             self.fp = hashlib.sha256(der).hexdigest() if der else None
         else:
             c = http.client.HTTPConnection(j["server"], j["port"], timeout=20,
