@@ -342,7 +342,12 @@ def whois_target_addr(target):
     if not m:
         return None
     from urllib.parse import unquote
-    return unquote(m.group(1))
+    a = unquote(m.group(1))
+    # The module asks about ip:port (what tailscaled needs for userspace peers);
+    # a tailnet node is the IP alone.
+    if a.startswith("["):
+        return a[1:a.index("]")] if "]" in a else a
+    return a.rsplit(":", 1)[0] if a.count(":") == 1 else a
 
 
 # ---------------------------------------------------------------------------
@@ -359,6 +364,7 @@ class Bench:
         self.httpd = None
         self.results = {}
         self.notes = []
+        self.whois_log = []      # (address, httpd pid, time) of every whois in row 2
 
     # -- setup ---------------------------------------------------------
     def setup(self):
@@ -454,6 +460,7 @@ class Bench:
             for r in whois:
                 k = (whois_target_addr(r.get("target") or r.get("path")), r.get("pid"))
                 per[k] = per.get(k, 0) + 1
+                self.whois_log.append((k[0], k[1], r.get("time")))
             res["whois"] = self.emu.counters()["by_endpoint"].get("whois", 0)
             res["whois_per_1k"] = 1000.0 * res["whois"] / max(1, res["requests"])
             res["whois_max_per_node_proc"] = max(per.values()) if per else 0
@@ -925,8 +932,22 @@ def table(bench, settings, vers):
     # The whois-per-TTL criterion of row 2, as a row of its own.
     if R.get("newconn"):
         ok = getattr(bench, "whois_ok", None)
-        rows.append(["2w", "whois per node per TTL per process", "(rows 2, tailnet rules)", "", "",
-                     "", "", "", "", "", f"TTL {settings['ttl']}s", "≤ 1", "yes" if ok else "NO"])
+        # Across all of row 2: the shortest time between two whois calls for the
+        # same node from the same process must be at least the TTL.
+        by = {}
+        for addr, pid, t in bench.whois_log:
+            if t is not None:
+                by.setdefault((addr, pid), []).append(t)
+        gaps = [b - a for ts in by.values() for a, b in zip(sorted(ts), sorted(ts)[1:])]
+        min_gap = min(gaps) if gaps else None
+        gap_ok = min_gap is None or min_gap >= settings["ttl"] * 0.99
+        total = len(bench.whois_log)
+        rows.append(["2w", "whois per node per TTL per process", "(all of row 2, tailnet rules)", "", "",
+                     "", "", "", "", "",
+                     f"{total} whois for {len({k[0] for k in by})} nodes x {len({k[1] for k in by})} "
+                     f"processes; shortest interval between two whois for one node in one process: "
+                     f"{'none repeated' if min_gap is None else f'{min_gap:.2f} s'} (TTL {settings['ttl']} s)",
+                     "≤ 1", "yes" if ok and gap_ok else "NO"])
 
     section("2b", "ab", f"new conn per request (ab, 1 node, {c} conc, 1 pass)", None)
     section(3, "http2", f"HTTP/2 h2c (h2load, {settings['h2_connections']}x"
