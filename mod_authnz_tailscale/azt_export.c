@@ -68,39 +68,53 @@ static const char *caps_json(request_rec *r, const tsl_identity *id, const azt_d
     return id->capmap_json;
 }
 
+/* apr_table_setn() compares every TAILSCALE_* key with every earlier one
+ * (APR indexes by the first four characters, all "TAIL"); add them instead
+ * when they are not there yet, which is the common case (not a subrequest). */
+static void env_put(apr_table_t *env, int fresh, const char *key, const char *val)
+{
+    if (fresh) {
+        apr_table_addn(env, key, val);
+    }
+    else {
+        apr_table_setn(env, key, val);
+    }
+}
+
 static void set_env(request_rec *r, const azt_lookup *lk, const azt_dir_conf *dc)
 {
     apr_table_t *env = r->subprocess_env;
     const tsl_identity *id = lk->id;
     const char *caps;
+    int fresh = apr_table_get(env, "TAILSCALE_ADDR") == NULL;
 
-    apr_table_setn(env, "TAILSCALE_ADDR", lk->addr);
+    env_put(env, fresh, "TAILSCALE_ADDR", lk->addr);
     if (lk->via_proxy) {
-        apr_table_setn(env, "TAILSCALE_VIA_PROXY", lk->peer_addr);
+        env_put(env, fresh, "TAILSCALE_VIA_PROXY", lk->peer_addr);
         if (lk->peer_code == TSL_OK) {
-            apr_table_setn(env, "TAILSCALE_PROXY_NODE", lk->peer_id->node_name);
+            env_put(env, fresh, "TAILSCALE_PROXY_NODE", lk->peer_id->node_name);
         }
     }
     if (lk->code != TSL_OK || !id) {
         return;
     }
     if (!id->is_tagged) {
-        apr_table_setn(env, "TAILSCALE_USER_LOGIN", id->login_name);
-        apr_table_setn(env, "TAILSCALE_USER_NAME", id->display_name);
-        apr_table_setn(env, "TAILSCALE_USER_PROFILE_PIC", id->profile_pic_url);
+        env_put(env, fresh, "TAILSCALE_USER_LOGIN", id->login_name);
+        env_put(env, fresh, "TAILSCALE_USER_NAME", id->display_name);
+        env_put(env, fresh, "TAILSCALE_USER_PROFILE_PIC", id->profile_pic_url);
     }
-    apr_table_setn(env, "TAILSCALE_NODE_NAME", id->node_name);
-    apr_table_setn(env, "TAILSCALE_NODE_SHORT", id->node_short);
-    apr_table_setn(env, "TAILSCALE_NODE_ID", id->node_stable_id);
-    apr_table_setn(env, "TAILSCALE_TAILNET", id->tailnet);
-    apr_table_setn(env, "TAILSCALE_TAGGED", id->is_tagged ? "1" : "0");
-    apr_table_setn(env, "TAILSCALE_SHARED", id->is_shared_in ? "1" : "0");
+    env_put(env, fresh, "TAILSCALE_NODE_NAME", id->node_name);
+    env_put(env, fresh, "TAILSCALE_NODE_SHORT", id->node_short);
+    env_put(env, fresh, "TAILSCALE_NODE_ID", id->node_stable_id);
+    env_put(env, fresh, "TAILSCALE_TAILNET", id->tailnet);
+    env_put(env, fresh, "TAILSCALE_TAGGED", id->is_tagged ? "1" : "0");
+    env_put(env, fresh, "TAILSCALE_SHARED", id->is_shared_in ? "1" : "0");
     if (id->tags->nelts) {
-        apr_table_setn(env, "TAILSCALE_TAGS", apr_array_pstrcat(r->pool, id->tags, ' '));
+        env_put(env, fresh, "TAILSCALE_TAGS", apr_array_pstrcat(r->pool, id->tags, ' '));
     }
     caps = caps_json(r, id, dc);
     if (caps) {
-        apr_table_setn(env, "TAILSCALE_APP_CAPABILITIES", caps);
+        env_put(env, fresh, "TAILSCALE_APP_CAPABILITIES", caps);
     }
 }
 

@@ -36,14 +36,17 @@ static apr_hash_t *socks;           /* path -> azt_sock, read-only after child_i
 static azt_cache *cache;
 
 /* The connection's memory of its peer: one slot for the socket peer and
- * one for a forwarded client.  Each slot owns a subpool so a long-lived
- * connection does not grow as entries are refreshed. */
+ * one for a forwarded client. */
 typedef struct {
+    const azt_sock *sk;         /* the tailscaled asked (vhosts may differ) */
+    const char *raw_ip;         /* the address as the caller gave it, and ... */
+    int port;                   /* ... its port: the fast path compares these */
+    const char *addr;           /* the whois addr, formatted once */
     const char *key;
     tsl_code code;
     tsl_identity *id;
     apr_time_t expires;
-    apr_pool_t *pool;
+    apr_pool_t *pool;           /* NULL until the slot is refilled */
 } azt_conn_slot;
 
 typedef struct {
@@ -164,10 +167,27 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const char *ip, int 
     azt_cache_outcome outcome;
     tsl_code code;
     tsl_result res;
-    const char *norm = tsl_addr_normalize(r->pool, ip);
+    const char *norm;
 
     *id = NULL;
     *error = NULL;
+    azt_stats_inc(&st->lookups);
+    if (!cc) {
+        cc = apr_pcalloc(c->pool, sizeof(*cc));
+        ap_set_module_config(c->conn_config, &authnz_tailscale_module, cc);
+    }
+    cs = &cc->slot[slot];
+    /* Fast path: a connection's peer does not change, so a live slot for the
+     * same tailscaled and the same raw address answers without formatting. */
+    if (cs->key && cs->expires > now && cs->sk == sk && cs->port == port
+        && !strcmp(cs->raw_ip, ip)) {
+        azt_stats_inc(&st->conn_hits);
+        *addr = cs->addr;
+        *id = cs->id;
+        return cs->code;
+    }
+
+    norm = tsl_addr_normalize(r->pool, ip);
     if (!norm) {
         *addr = ip;
         *error = apr_psprintf(r->pool, "peer address '%s' is not an IP address", ip);
@@ -175,13 +195,6 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const char *ip, int 
     }
     *addr = tsl_addr_format(r->pool, norm, port);
     key = cache_key(r->pool, sk, norm, port);
-    azt_stats_inc(&st->lookups);
-
-    if (!cc) {
-        cc = apr_pcalloc(c->pool, sizeof(*cc));
-        ap_set_module_config(c->conn_config, &authnz_tailscale_module, cc);
-    }
-    cs = &cc->slot[slot];
     if (cs->key && cs->expires > now && !strcmp(cs->key, key)) {
         azt_stats_inc(&st->conn_hits);
         *id = cs->id;
@@ -246,15 +259,29 @@ remember:
         apr_interval_time_t ttl = code == TSL_OK ? azt_conf_ttl(sc) : azt_conf_negative_ttl(sc);
 
         if (ttl > 0) {
-            if (cs->pool) {
+            apr_pool_t *sp;
+
+            /* The first answer lives in the connection's pool (most
+             * connections never need another); a refill gets a subpool that
+             * is cleared on the next one, so long connections do not grow. */
+            if (!cs->key) {
+                sp = c->pool;
+            }
+            else if (cs->pool) {
                 apr_pool_clear(cs->pool);
+                sp = cs->pool;
             }
             else {
                 apr_pool_create(&cs->pool, c->pool);
+                sp = cs->pool;
             }
-            cs->key = apr_pstrdup(cs->pool, key);
+            cs->sk = sk;
+            cs->raw_ip = apr_pstrdup(sp, ip);
+            cs->port = port;
+            cs->addr = apr_pstrdup(sp, *addr);
+            cs->key = apr_pstrdup(sp, key);
             cs->code = code;
-            cs->id = *id ? tsl_identity_copy(cs->pool, *id) : NULL;
+            cs->id = *id ? tsl_identity_copy(sp, *id) : NULL;
             /* A connection never keeps an answer longer than tailscaled's
              * answer is good for: a copy of a cache entry expires with it
              * (else a keep-alive connection could serve it for 2x the TTL). */
