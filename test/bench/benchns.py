@@ -3,10 +3,11 @@ the host by a veth pair.
 
 Unlike test/lib/netns.py (the test suite's namespace, which puts the whole
 100.64.0.0/10 on its host interface), this one routes only its own client
-addresses (100.90.0.0/24, fd7a:115c:a1e0::5a00:0/120) to its veth and gives the
-host end the server's tailnet addresses as /32 and /128.  So a benchmark can
-run while the test suite (or another benchmark) has its namespace up: routes
-do not collide, and removing either namespace leaves the other working.
+addresses (100.90.N.0/24 and fd7a:115c:a1e0::5aNN:0/112, N picked free by
+pick_subnet()) to its veth and gives the host end the server's tailnet
+addresses as /32 and /128.  So a benchmark can run while the test suite or
+another benchmark has its namespace up: routes do not collide, and removing
+either namespace leaves the other working.
 """
 
 import os
@@ -16,8 +17,27 @@ from pathlib import Path
 
 SERVER_V4 = "100.100.0.1"
 SERVER_V6 = "fd7a:115c:a1e0::1"
-CLIENT_NET_V4 = "100.90.0.0/24"
-CLIENT_NET_V6 = "fd7a:115c:a1e0::5a00:0/120"
+
+
+def subnet_nets(n):
+    return f"100.90.{n}.0/24", f"fd7a:115c:a1e0::5a{n:02x}:0/112"
+
+
+def subnet_addrs(n, i):
+    """Client address i (1..254) of subnet n: (IPv4, IPv6)."""
+    return f"100.90.{n}.{i}", f"fd7a:115c:a1e0::5a{n:02x}:{i:x}"
+
+
+def pick_subnet():
+    """A subnet number whose routes no other namespace on this host uses."""
+    start = os.getpid() % 250
+    for k in range(250):
+        n = (start + k) % 250
+        v4, v6 = subnet_nets(n)
+        if not _ip("route", "show", v4, check=False).stdout.strip() and \
+           not _ip("-6", "route", "show", v6, check=False).stdout.strip():
+            return n
+    raise NamespaceError("no free 100.90.N.0/24 subnet for the benchmark's clients")
 
 
 class NamespaceError(Exception):
@@ -33,8 +53,9 @@ def _ip(*args, ns=None, check=True):
 
 
 class BenchNamespace:
-    def __init__(self, clients):
-        """clients: list of (IPv4, IPv6) inside CLIENT_NET_V4 / CLIENT_NET_V6."""
+    def __init__(self, subnet, clients):
+        """clients: list of (IPv4, IPv6) inside subnet_nets(subnet)."""
+        self.net_v4, self.net_v6 = subnet_nets(subnet)
         tag = os.getpid() % 100000
         self.ns = f"tslb{tag}"
         self.host_if = f"tslbh{tag}"
@@ -63,8 +84,8 @@ class BenchNamespace:
             _ip("addr", "add", f"{SERVER_V4}/32", "dev", self.host_if)
             _ip("-6", "addr", "add", f"{SERVER_V6}/128", "dev", self.host_if, "nodad")
             _ip("link", "set", self.host_if, "up")
-            _ip("route", "replace", CLIENT_NET_V4, "dev", self.host_if)
-            _ip("-6", "route", "replace", CLIENT_NET_V6, "dev", self.host_if)
+            _ip("route", "add", self.net_v4, "dev", self.host_if)
+            _ip("-6", "route", "add", self.net_v6, "dev", self.host_if)
             _ip("link", "set", "lo", "up", ns=self.ns)
             for v4, v6 in self.clients:
                 _ip("addr", "add", f"{v4}/10", "dev", self.ns_if, ns=self.ns)

@@ -45,13 +45,14 @@ from lib.emulator import Emulator  # noqa: E402
 import lib.httpd  # noqa: E402
 from lib.httpd import Httpd, module_path  # noqa: E402
 sys.path.insert(0, str(HERE))
-from benchns import BenchNamespace, SERVER_V4  # noqa: E402
+from benchns import BenchNamespace, SERVER_V4, pick_subnet, subnet_addrs  # noqa: E402
 
 DOMAIN = "web1.tail1234.ts.net"
 BENCH_USER = "alice@example.com"
 # Eight extra nodes of the sample tailnet (user-owned by alice), one client
-# address each in the namespace: the "8 distinct tailnet addresses".
-BENCH_NODES = [(f"bench{i}", f"100.90.0.{i}", f"fd7a:115c:a1e0::5a00:{i:x}") for i in range(1, 9)]
+# address each in the namespace: the "8 distinct tailnet addresses"
+# (100.90.N.1-8; N is chosen at start so that concurrent runs do not collide).
+BENCH_NODES = []
 DEFAULT_TTL = 10          # AuthTailscaleCacheTimeout default, seconds
 ROWS = [
     ("base", "Require all granted"),
@@ -371,10 +372,21 @@ class Bench:
         self.loadgen = build_loadgen(self.base)
         (self.base / "emu").mkdir()
         self.emu = Emulator().start(self.base / "emu")
+        subnet = pick_subnet()
+        BENCH_NODES[:] = [(f"bench{i}", *subnet_addrs(subnet, i)) for i in range(1, 9)]
         for name, v4, v6 in BENCH_NODES:
             self.emu.add_node(name, user=BENCH_USER, addresses=[v4, v6], os="linux")
-        self.ns = BenchNamespace([(v4, v6) for _, v4, v6 in BENCH_NODES]).create()
-        self.httpd = Httpd(self.base / "httpd", config=SERVER_CONFIG, mpm="event",
+        self.ns = BenchNamespace(subnet, [(v4, v6) for _, v4, v6 in BENCH_NODES]).create()
+        conf = SERVER_CONFIG
+        if self.a.core_dir:
+            # Crashes leave a core file (httpd makes its children dumpable when
+            # CoreDumpDirectory is set); RLIMIT_CORE is inherited from us.
+            import resource
+            resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            Path(self.a.core_dir).mkdir(parents=True, exist_ok=True)
+            os.chmod(self.a.core_dir, 0o1777)
+            conf += f"\nCoreDumpDirectory {Path(self.a.core_dir).resolve()}\n"
+        self.httpd = Httpd(self.base / "httpd", config=conf, mpm="event",
                            modules=["headers", "http2"], our=["authnz_tailscale"],
                            socket_path=self.emu.socket_path, tailnet=True)
         for row, _ in ROWS:
@@ -414,7 +426,9 @@ class Bench:
         res = measure(row)
         pids += [p for p in children(self.httpd) if p not in pids]
         done = res.get("requests") or res["rps"] * self.a.duration
-        res["cpu_us"] = 1e6 * (cpu_seconds(pids) - cpu0) / max(1, done)
+        cpu = cpu_seconds(pids) - cpu0
+        # A child that exited during the measurement takes its CPU time along.
+        res["cpu_us"] = 1e6 * cpu / max(1, done) if cpu >= 0 else None
         return res
 
     def rounds(self, key, measure):
@@ -425,7 +439,7 @@ class Bench:
                 res = self.measured(measure, row)
                 res["round"] = rnd
                 per_row[row].append(res)
-                log(f"{key} round {rnd + 1} {row}: {res['rps']:.0f} req/s, httpd {res['cpu_us']:.0f} "
+                log(f"{key} round {rnd + 1} {row}: {res['rps']:.0f} req/s, httpd {fmt(res['cpu_us'])} "
                     f"CPU us/req, p50 {res['p50']} ms "
                     f"p99 {res['p99']} ms errors {res.get('errors', 0)}")
         self.results[key] = per_row
@@ -1063,6 +1077,8 @@ def main():
     ap.add_argument("--modules-from", metavar="DIR",
                     help="load our modules from another build tree (e.g. a patched copy) "
                          "to compare before/after")
+    ap.add_argument("--core-dir", metavar="DIR",
+                    help="let crashing httpd children of rows 1-3 write core files here")
     ap.add_argument("--profile", choices=["keepalive", "newconn", "http2"],
                     help="instead of the table: perf profiles of the httpd children per row")
     a = ap.parse_args()
