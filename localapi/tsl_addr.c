@@ -77,10 +77,11 @@ const char *tsl_addr_format(apr_pool_t *p, const char *ip, int port)
     if (port == 0) {
         return norm;
     }
+    /* Hot path (one call per new connection): no printf. */
     if (strchr(norm, ':')) {
-        return apr_psprintf(p, "[%s]:%d", norm, port);
+        return apr_pstrcat(p, "[", norm, "]:", apr_itoa(p, port), NULL);
     }
-    return apr_psprintf(p, "%s:%d", norm, port);
+    return apr_pstrcat(p, norm, ":", apr_itoa(p, port), NULL);
 }
 
 int tsl_addr_is_tailnet(const char *ip)

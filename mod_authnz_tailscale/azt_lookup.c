@@ -201,8 +201,10 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const char *ip, int 
         return cs->code;
     }
 
-    outcome = azt_cache_get(cache, key, now, azt_conf_timeout(sc), r->pool, &code, id,
-                            &hit_expires);
+    /* A connection's first answer is kept in its own pool (see remember):
+     * let a cache hit copy the identity there directly, once. */
+    outcome = azt_cache_get(cache, key, now, azt_conf_timeout(sc),
+                            cs->key ? r->pool : c->pool, &code, id, &hit_expires);
     if (outcome == AZT_CACHE_HIT) {
         azt_stats_inc(&st->cache_hits);
         goto remember;
@@ -281,7 +283,9 @@ remember:
             cs->addr = apr_pstrdup(sp, *addr);
             cs->key = apr_pstrdup(sp, key);
             cs->code = code;
-            cs->id = *id ? tsl_identity_copy(sp, *id) : NULL;
+            cs->id = !*id ? NULL
+                     : outcome == AZT_CACHE_HIT && sp == c->pool ? *id   /* copied there */
+                     : tsl_identity_copy(sp, *id);
             /* A connection never keeps an answer longer than tailscaled's
              * answer is good for: a copy of a cache entry expires with it
              * (else a keep-alive connection could serve it for 2x the TTL). */
