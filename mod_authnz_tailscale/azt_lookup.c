@@ -98,7 +98,10 @@ int azt_lookup_cache_count(void)
 }
 
 /* The address:port of the socket itself: with mod_remoteip, c->client_addr
- * may already be the PROXY-protocol source, which tailscaled never saw. */
+ * may already be the PROXY-protocol source, which tailscaled never saw.  An
+ * HTTP/2 stream has a dummy socket, so this reads the primary connection's;
+ * *sa belongs to that connection and other threads: read it, never allocate
+ * from its pool. */
 static int socket_peer(conn_rec *c, apr_sockaddr_t **sa)
 {
     conn_rec *primary = c->master ? c->master : c;
@@ -337,7 +340,8 @@ const azt_lookup *azt_lookup_request(request_rec *r)
     azt_lookup *lk;
     azt_sock *sk;
     apr_sockaddr_t *sa;
-    char *peer_ip;
+    char peer_buf[64];
+    const char *peer_ip;
 
     if (found) {
         return found;
@@ -361,7 +365,17 @@ const azt_lookup *azt_lookup_request(request_rec *r)
                       "TS01011: %s; no tailnet identity for this request", lk->error);
         return lk;
     }
-    apr_sockaddr_ip_get(&peer_ip, sa);
+    /* Not apr_sockaddr_ip_get(): it allocates from the socket's pool, which
+     * for an HTTP/2 stream is the primary connection's pool, in use by other
+     * threads at the same time (pools are not thread-safe). */
+    if (apr_sockaddr_ip_getbuf(peer_buf, sizeof(peer_buf), sa) != APR_SUCCESS) {
+        lk->code = lk->peer_code = TSL_ERR_INVALID;
+        lk->error = "the connection's peer address cannot be formatted";
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "TS01011: %s; no tailnet identity for this request", lk->error);
+        return lk;
+    }
+    peer_ip = apr_pstrdup(r->pool, peer_buf);
     lk->peer_code = ask(r, sk, SLOT_PEER, peer_ip, sa->port, &lk->peer_id,
                         &lk->peer_addr, &lk->error);
     lk->code = lk->peer_code;

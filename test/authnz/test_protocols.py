@@ -68,3 +68,18 @@ def test_dual_stack_listener_unmaps_ipv4(make_site):
     status, body, headers = site.ns.curl("laptop", url)
     assert status == 200 and SECRET in body
     assert "X-TS-Addr: 100.101.102.103:" in headers   # asked as IPv4, not ::ffff:
+
+
+def test_many_concurrent_h2_streams_do_not_crash_httpd(make_site):
+    """Streams of one HTTP/2 connection run in parallel worker threads and all
+    read the primary connection's peer address; nothing of that connection may
+    be modified from them (an allocation from its pool crashed httpd under
+    load). make_site's teardown fails the test on any crash in the error log."""
+    site = make_site(TLS, modules=["ssl", "http2"])
+    url = f"http://100.100.0.1:{site.httpd.extra_ports[1]}/p/user-alice"
+    for _ in range(12):
+        status, body, _ = site.ns.curl("laptop", url, "--http2-prior-knowledge",
+                                       *([url] * 99), "--parallel", "--parallel-max", "100",
+                                       "--parallel-immediate", timeout=60)
+        assert body.count(SECRET) == 100
+    assert not site.httpd.crashes()
