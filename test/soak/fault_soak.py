@@ -230,7 +230,10 @@ def main():
                 if before is None:
                     before = samples[-1]
                 continue
-            kw = {"delay": 2.5} if mode == "slow" else {}
+            # slow: beyond AuthTailscaleTimeout.  http429: a short Retry-After;
+            # with the default hour mod_md_tailscale rightly waits longer than
+            # the soak's 90-second certificates live.
+            kw = {"slow": {"delay": 2.5}, "http429": {"retry_after": 5}}.get(mode, {})
             emu.fault(mode, **kw)
             on = time.time()
             print(f"[{time.strftime('%H:%M:%S')}] fault {mode} {secs:g}s", flush=True)
