@@ -43,7 +43,12 @@ if ! "$CC" -fsanitize=fuzzer,address,undefined "$probe/p.c" -o "$probe/p" 2>"$pr
 fi
 
 mkdir -p "$out/obj" "$out/bin" "$out/include"
-: > "$out/include/config.h"   # localapi includes config.h; defaults suffice here
+# One build at a time per output directory (test runs may overlap); binaries
+# are replaced by rename, so a fuzzer running from an earlier build is not
+# disturbed.
+exec 9>"$out/.lock"
+flock 9
+[ -f "$out/include/config.h" ] || : > "$out/include/config.h"   # defaults suffice here
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 CPPFLAGS="-I$top/localapi -I$here -I$out/include $(apr-1-config --cppflags --includes) \
@@ -62,7 +67,8 @@ compile() {
             "$0" 2>/dev/null | head -1)"
   if [ ! -f "$obj" ] || [ "$newest" -nt "$obj" ]; then
     # shellcheck disable=SC2086
-    "$CC" $CFLAGS -fsanitize=fuzzer-no-link $CPPFLAGS "$@" -c "$src" -o "$obj"
+    "$CC" $CFLAGS -fsanitize=fuzzer-no-link $CPPFLAGS "$@" -c "$src" -o "$obj.tmp.$$"
+    mv -f "$obj.tmp.$$" "$obj"
   fi
 }
 
@@ -82,7 +88,13 @@ for t in "${targets[@]}"; do
   [ "$t" = fuzz_require ] && extra="$HTTPD_INC"
   # shellcheck disable=SC2086
   compile "$src" "$out/obj/$t.o" $extra
-  # shellcheck disable=SC2086
-  "$CC" $CFLAGS -fsanitize=fuzzer "$out/obj/$t.o" "${objs[@]}" $LIBS -o "$out/bin/$t"
-  echo "built $out/bin/$t"
+  bin="$out/bin/$t"
+  if [ ! -x "$bin" ] || [ -n "$(find "$out/obj/$t.o" "${objs[@]}" -newer "$bin" -print -quit)" ]; then
+    # shellcheck disable=SC2086
+    "$CC" $CFLAGS -fsanitize=fuzzer "$out/obj/$t.o" "${objs[@]}" $LIBS -o "$bin.tmp.$$"
+    mv -f "$bin.tmp.$$" "$bin"
+    echo "built $bin"
+  else
+    echo "up to date: $bin"
+  fi
 done
