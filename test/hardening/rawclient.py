@@ -18,6 +18,10 @@ import json
 import socket
 import struct
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+from rawhttp import dechunk  # noqa: E402
 
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -60,18 +64,6 @@ def build(job):
             lines.append(f"Content-Length: {len(body)}")
         data = body
     return out + ("\r\n".join(lines) + "\r\n\r\n").encode() + data
-
-
-def dechunk(b):
-    out = b""
-    while b:
-        size_line, _, rest = b.partition(b"\r\n")
-        n = int(size_line.split(b";")[0], 16)
-        if n == 0:
-            break
-        out += rest[:n]
-        b = rest[n + 2:]
-    return out
 
 
 def main():

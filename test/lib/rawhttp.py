@@ -47,11 +47,12 @@ def request(host, port, path="/", src=None, sport=0, headers=None, proxy=None,
         k, _, v = line.partition(":")
         hdrs.setdefault(k.strip().lower(), v.strip())
     if hdrs.get("transfer-encoding", "").lower() == "chunked":
-        body = _dechunk(body)
+        body = dechunk(body)
     return status, hdrs, body.decode("utf-8", "replace")
 
 
-def _dechunk(b):
+def dechunk(b):
+    """The payload of a chunked body (trailers dropped)."""
     out = b""
     while b:
         size_line, _, rest = b.partition(b"\r\n")
