@@ -193,5 +193,8 @@ def cert_requests(emulator):
     return [r for r in emulator.requests() if r.get("endpoint") == "cert"]
 
 
-def helper_pid(httpd, domain=DOMAIN):
-    return domain_status(httpd, domain).get("helperPid")
+def helper_pid(httpd, domain=DOMAIN, timeout=15):
+    """The helper's pid once the status reports one (> 0: never 0, which
+    os.kill() would take for the whole process group)."""
+    return wait_for(lambda: (lambda p: p if isinstance(p, int) and p > 0 else None)(
+        domain_status(httpd, domain).get("helperPid")), timeout, what="the helper's pid")

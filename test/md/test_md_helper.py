@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from .mdhelp import DOMAIN, domain_status, md_config, md_httpd, wait_for, wait_real_cert
+from .mdhelp import (DOMAIN, domain_status, helper_pid, md_config, md_httpd, wait_for,
+                     wait_real_cert)
 
 
 def alive(pid):
@@ -27,7 +28,7 @@ def alive(pid):
 def test_helper_holds_no_listener(make_httpd, emulator):
     h = md_httpd(make_httpd, md_config())
     wait_real_cert(h, emulator)
-    helper = domain_status(h)["helperPid"]
+    helper = helper_pid(h)
     out = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout
     ours = [l for l in out.splitlines() if f":{h.port} " in l or f":{h.tls_port} " in l]
     assert ours, out
@@ -38,7 +39,7 @@ def test_helper_holds_no_listener(make_httpd, emulator):
 def test_helper_goes_with_its_generation(make_httpd, emulator, how):
     h = md_httpd(make_httpd, md_config())
     wait_real_cert(h, emulator)
-    helper = domain_status(h)["helperPid"]
+    helper = helper_pid(h)
     assert alive(helper)
     if how == "stop":
         parent = h.pid()

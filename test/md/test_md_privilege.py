@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from .conftest import tailnet
-from .mdhelp import (DOMAIN, FAST, cert_requests, domain_status, md_config, md_httpd,
+from .mdhelp import (DOMAIN, FAST, cert_requests, domain_status, helper_pid, md_config,
+                     md_httpd,
                      wait_for, wait_real_cert)
 
 
@@ -49,7 +50,7 @@ def test_certificate_arrives_although_www_data_is_refused(make_httpd, emulator, 
     assert all(r["uid"] == 0 for r in emulator.requests())
     # the helper is root, the request-serving children are www-data
     parent = h.pid()
-    helper = domain_status(h)["helperPid"]
+    helper = helper_pid(h)
     assert proc_uid(helper) == 0
     kids = [k for k in children_of(parent) if k != helper]
     assert kids and all(proc_uid(k) == www for k in kids)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from .conftest import tailnet
-from .mdhelp import (DOMAIN, FAST, cert_requests, domain_status, md_config, md_httpd,
+from .mdhelp import (DOMAIN, FAST, cert_requests, domain_status, helper_pid, md_config,
+                     md_httpd,
                      tls_get, wait_for, wait_real_cert)
 
 # 40 s certificates, renewed once 30 s are left: a new one every ~10 s.
@@ -101,7 +102,7 @@ def test_kill9_of_the_helper_during_a_renewal(make_httpd, make_emulator):
                                        + "MDTailscaleRequestTimeout 20s\n"),
                  socket_path=emu.socket_path)
     a = wait_real_cert(h, emu)
-    pid = domain_status(h)["helperPid"]
+    pid = helper_pid(h)
     # the renewal request (due ~10 s after issuance) hangs in tailscaled
     emu.fault("hang", endpoints=["cert"])
     wait_for(lambda: any(r.get("fault") == "hang" for r in cert_requests(emu)),
