@@ -381,6 +381,10 @@ tsl_http_state tsl_http_parse(tsl_http_parser *hp, const char *data,
         char c;
         apr_size_t take;
 
+        if (data[i] == '\0' && (hp->phase == PH_HEAD || hp->phase == PH_CHUNK_SIZE
+                                || hp->phase == PH_CHUNK_END || hp->phase == PH_TRAILER)) {
+            return fail(hp, BAD "NUL byte in the header section or a chunk line");
+        }
         switch (hp->phase) {
         case PH_HEAD:
             c = data[i++];

@@ -811,7 +811,10 @@ static void test_http(void)
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2 x\r\nab\r\n",
         };
         size_t i;
-        ok = 1;
+        ok = http_feed(&hp, p, "HTTP/1.1 2\0\0\0\0004 No Content\r\n\r\n", 30, 0, 100, 1) == TSL_HTTP_ERROR
+             && http_feed(&hp, p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\0\r\nx\r\n0\r\n\r\n",
+                          59, 0, 100, 1) == TSL_HTTP_ERROR;
+        if (!ok) printf("#   NUL byte accepted\n");
         for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
             int good = http_feed(&hp, p, bad[i], strlen(bad[i]), 0, 100, 1) == TSL_HTTP_ERROR
                        && hp.error && strncmp(hp.error, "invalid HTTP answer: ", 21) == 0 && !hp.keep_alive;
