@@ -32,9 +32,11 @@ def emulator(tmp_dir):
     state.mkdir()
     os.chmod(state, 0o755)
     emu = Emulator()
-    emu.start(state)
-    yield emu
-    emu.stop()
+    try:
+        emu.start(state)
+        yield emu
+    finally:
+        emu.stop()
 
 
 @pytest.fixture
@@ -53,12 +55,15 @@ def make_httpd(tmp_dir, request):
         return h
 
     yield factory
+    # Every instance is stopped even when stopping another one fails.
     errors = []
     for h in made:
         try:
             h.stop()
         except AssertionError as e:
             errors.append(str(e))
+        except Exception as e:     # e.g. apache2 -k stop timed out
+            errors.append(f"stopping {h.dir}: {type(e).__name__}: {e}")
     if errors:
         pytest.fail("\n".join(errors))
 
@@ -69,11 +74,13 @@ def tailnet_ns():
     where namespaces cannot be made)."""
     ns = netns_lib.TailnetNamespace()
     try:
-        ns.create()
+        ns.create()      # removes what it made when it fails
     except netns_lib.NetnsUnavailable as e:
         pytest.skip(f"network namespaces unavailable: {e}")
-    yield ns
-    ns.destroy()
+    try:
+        yield ns
+    finally:
+        ns.destroy()
 
 
 @pytest.fixture(params=["event", "prefork"])

@@ -1,6 +1,7 @@
 """Fixtures for mod_authnz_tailscale tests: an httpd listening on the server's
 tailnet addresses, with clients in the tailnet namespace."""
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -49,22 +50,23 @@ class Site:
 
 @pytest.fixture(scope="module", params=["event", "prefork"])
 def matrix_site(request, tailnet_ns):
-    """One site per MPM for the whole module (the access matrix is read-only)."""
-    base = Path(tempfile.mkdtemp(prefix="tsl-matrix-"))
-    os.chmod(base, 0o755)
-    emu = Emulator()
-    (base / "emu").mkdir()
-    emu.start(base / "emu")
-    h = Httpd(base / "httpd", config=site.site_config(), mpm=request.param,
-              modules=["headers"], socket_path=emu.socket_path, tailnet=True)
-    site.prepare_docroot(h)
-    try:
+    """One site per MPM for the whole module (the access matrix is read-only).
+    Teardown runs every step (httpd, emulator, directory) even when an
+    earlier one fails; a failure is reported with any other chained to it."""
+    with contextlib.ExitStack() as cleanup:
+        base = Path(tempfile.mkdtemp(prefix="tsl-matrix-"))
+        cleanup.callback(shutil.rmtree, base, ignore_errors=True)
+        os.chmod(base, 0o755)
+        emu = Emulator()
+        cleanup.callback(emu.stop)
+        (base / "emu").mkdir()
+        emu.start(base / "emu")
+        h = Httpd(base / "httpd", config=site.site_config(), mpm=request.param,
+                  modules=["headers"], socket_path=emu.socket_path, tailnet=True)
+        cleanup.callback(h.stop)
+        site.prepare_docroot(h)
         h.start()
         yield Site(h, tailnet_ns, emu)
-    finally:
-        h.stop()
-        emu.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

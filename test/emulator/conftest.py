@@ -1,5 +1,6 @@
 """Fixtures for the emulator's own tests: a fresh emulator per test."""
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -19,18 +20,19 @@ def sample_tailnet():
 @pytest.fixture
 def make_emulator(tmp_path):
     """Factory: make_emulator(tailnet=None|dict, mode="strict", env=None, name=...)
-    -> a started Emulator; all are stopped at teardown."""
-    made = []
+    -> a started Emulator; every one is stopped at teardown, even when
+    stopping another fails."""
+    with contextlib.ExitStack() as cleanup:
+        made = []
 
-    def factory(tailnet=None, mode="strict", env=None, state=None, **kw):
-        emu = Emulator()
-        made.append(emu)
-        state = state or tmp_path / ("state%d" % len(made))
-        return emu.start(state, tailnet=tailnet, mode=mode, env=env, **kw)
+        def factory(tailnet=None, mode="strict", env=None, state=None, **kw):
+            emu = Emulator()
+            made.append(emu)
+            cleanup.callback(emu.stop)
+            state = state or tmp_path / ("state%d" % len(made))
+            return emu.start(state, tailnet=tailnet, mode=mode, env=env, **kw)
 
-    yield factory
-    for emu in made:
-        emu.stop()
+        yield factory
 
 
 @pytest.fixture
@@ -45,9 +47,12 @@ def emulator(make_emulator):
 
 @pytest.fixture(scope="module")
 def _shared_emulator(tmp_path_factory):
-    emu = Emulator().start(tmp_path_factory.mktemp("shared-emulator"))
-    yield emu
-    emu.stop()
+    emu = Emulator()
+    try:
+        emu.start(tmp_path_factory.mktemp("shared-emulator"))
+        yield emu
+    finally:
+        emu.stop()
 
 
 @pytest.fixture

@@ -937,12 +937,15 @@ def test_patch_node_changes_tags_and_caps(emulator):
 
 
 def test_sigterm_removes_sockets_and_exits_cleanly(tmp_path):
-    emu = Emulator().start(tmp_path / "s")
-    sock, ctl, proc = emu.socket_path, emu.control_path, emu.proc
-    proc.terminate()
-    assert proc.wait(5) == 0
-    assert not os.path.lexists(sock) and not os.path.lexists(ctl)
-    emu.stop()
+    emu = Emulator()
+    try:
+        emu.start(tmp_path / "s")
+        sock, ctl, proc = emu.socket_path, emu.control_path, emu.proc
+        proc.terminate()
+        assert proc.wait(5) == 0
+        assert not os.path.lexists(sock) and not os.path.lexists(ctl)
+    finally:
+        emu.stop()
 
 
 def test_stale_socket_file_is_replaced_but_a_live_one_is_not(make_emulator, tmp_path):

@@ -43,8 +43,15 @@ class KeepAlive:
         return json.loads(self.p.stdout.readline())
 
     def close(self):
-        self.p.stdin.close()
-        self.p.wait(10)
+        """End the client; killed if it does not exit by itself."""
+        try:
+            self.p.stdin.close()
+            self.p.wait(10)
+        finally:
+            if self.p.poll() is None:
+                self.p.kill()
+                self.p.wait(10)
+            self.p.stdout.close()
 
 
 def test_connection_copy_of_a_cached_identity_expires_with_the_cache_entry(hsite, emulator,
@@ -74,5 +81,7 @@ def test_connection_copy_of_a_cached_identity_expires_with_the_cache_entry(hsite
         r = ka.get("A", "/p/users")
         assert r["status"] == 503, r
     finally:
-        emulator.clear_fault()
-        ka.close()
+        try:
+            ka.close()
+        finally:
+            emulator.clear_fault()

@@ -375,17 +375,22 @@ class Emulator:
         """SIGTERM (the emulator removes its sockets), SIGKILL if it lingers;
         idempotent."""
         p, self.proc = self.proc, None
-        if p is not None:
-            if p.poll() is None:
+        try:
+            if p is not None and p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 try:
                     p.wait(5)
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait(5)
+        finally:
+            # the pipe, sockets and run directory go even if it never exits
             if self._stdout is not None:
                 self._stdout.close()
                 self._stdout = None
+            self._remove_files()
+
+    def _remove_files(self):
         # Leftovers of a killed emulator; never touch sockets of one that did
         # not start (they may belong to another, live, process).
         if self._ready:

@@ -299,22 +299,26 @@ class Httpd:
         if not self._started:
             return
         pid = self.pid()
-        subprocess.run(self._cmd("-k", "stop"), capture_output=True, env=self._env(), timeout=60)
-        deadline = time.time() + 20
-        while pid and time.time() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        else:
-            if pid:
+        try:
+            subprocess.run(self._cmd("-k", "stop"), capture_output=True, env=self._env(),
+                           timeout=60)
+            deadline = time.time() + 20
+            while pid and time.time() < deadline:
                 try:
-                    os.killpg(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-        self._kill_leftovers()
-        self._started = False
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+            else:
+                if pid:
+                    try:
+                        os.killpg(pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+        finally:
+            # even when "-k stop" failed or timed out: no process survives
+            self._kill_leftovers()
+            self._started = False
         if check_crashes:
             self.assert_no_crash()
 

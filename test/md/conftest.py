@@ -1,5 +1,6 @@
 """Fixtures for mod_md_tailscale tests: emulators with a modified tailnet."""
 
+import contextlib
 import copy
 import json
 import os
@@ -28,19 +29,19 @@ def tailnet(**patch):
 
 @pytest.fixture
 def make_emulator(tmp_dir):
-    """Factory: make_emulator(tailnet_dict) -> a started Emulator (stopped at
-    teardown)."""
-    made = []
+    """Factory: make_emulator(tailnet_dict) -> a started Emulator (every one
+    is stopped at teardown, even when stopping another fails)."""
+    with contextlib.ExitStack() as cleanup:
+        made = []
 
-    def factory(tn=None):
-        state = tmp_dir / f"emu{len(made)}"
-        state.mkdir()
-        os.chmod(state, 0o755)
-        emu = Emulator()
-        made.append(emu)
-        emu.start(state, tailnet=tn)
-        return emu
+        def factory(tn=None):
+            state = tmp_dir / f"emu{len(made)}"
+            state.mkdir()
+            os.chmod(state, 0o755)
+            emu = Emulator()
+            made.append(emu)
+            cleanup.callback(emu.stop)
+            emu.start(state, tailnet=tn)
+            return emu
 
-    yield factory
-    for emu in made:
-        emu.stop()
+        yield factory

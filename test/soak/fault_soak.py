@@ -41,6 +41,7 @@ certificate is valid.
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import re
@@ -177,18 +178,26 @@ def main():
         ns.create()
     except netns_lib.NetnsUnavailable as e:
         sys.exit(f"fault_soak: network namespaces unavailable: {e}")
-    tn = json.loads(Path(DEFAULT_TAILNET).read_text())
-    tn["certs"] = dict(tn.get("certs") or {}, lifetime=a.cert_lifetime, issue_delay=0.3)
-    emu = Emulator()
-    (work / "emu").mkdir()
-    emu.start(work / "emu", tailnet=tn)
-    h = Httpd(work / "httpd", config=CONFIG, mpm=a.mpm, modules=["ssl", "socache_shmcb", "alias"],
-              our=["authnz_tailscale", "md_tailscale"], socket_path=emu.socket_path, tailnet=True)
-    (h.dir / "md").mkdir()
-    h.write_file("secret.txt", SECRET + "\n")
+    # Teardown steps, run last-registered first; every one runs even when an
+    # earlier one fails (the load generator, httpd, the emulator, the namespace).
+    cleanup = contextlib.ExitStack()
+    cleanup.callback(ns.destroy)
     records, windows, loadgen, samples = [], [], None, []
     report = {}
     try:
+        tn = json.loads(Path(DEFAULT_TAILNET).read_text())
+        tn["certs"] = dict(tn.get("certs") or {}, lifetime=a.cert_lifetime, issue_delay=0.3)
+        emu = Emulator()
+        cleanup.callback(emu.stop)
+        (work / "emu").mkdir()
+        emu.start(work / "emu", tailnet=tn)
+        h = Httpd(work / "httpd", config=CONFIG, mpm=a.mpm,
+                  modules=["ssl", "socache_shmcb", "alias"],
+                  our=["authnz_tailscale", "md_tailscale"], socket_path=emu.socket_path,
+                  tailnet=True)
+        cleanup.callback(h.stop, check_crashes=False)
+        (h.dir / "md").mkdir()
+        h.write_file("secret.txt", SECRET + "\n")
         h.start()
         # the first certificate is fetched at startup; wait until it is served
         deadline = time.time() + 60
@@ -207,6 +216,7 @@ def main():
         loadgen = subprocess.Popen(["ip", "netns", "exec", ns.ns, "/usr/bin/python3",
                                     str(HERE / "loadgen.py")], stdin=subprocess.PIPE,
                                    stdout=subprocess.PIPE, text=True)
+        cleanup.callback(lambda: loadgen.poll() is None and loadgen.kill())
         loadgen.stdin.write(json.dumps(job))
         loadgen.stdin.close()
 
@@ -251,13 +261,7 @@ def main():
         activations = len(re.findall(r"TS02034", h.error_log()))
         crashes = h.crashes()
     finally:
-        if loadgen and loadgen.poll() is None:
-            loadgen.kill()
-        try:
-            h.stop(check_crashes=False)
-        finally:
-            emu.stop()
-            ns.destroy()
+        cleanup.close()
 
     # ---- analysis ---------------------------------------------------------
     by_status = collections.Counter(r["s"] for r in records)
