@@ -44,8 +44,8 @@ sys.path.insert(0, str(REPO / "test"))
 from lib.emulator import Emulator  # noqa: E402
 import lib.httpd  # noqa: E402
 from lib.httpd import Httpd, module_path  # noqa: E402
-sys.path.insert(0, str(HERE))
-from benchns import BenchNamespace, SERVER_V4, pick_subnet, subnet_addrs  # noqa: E402
+from lib.netns import (SERVER_V4, TailnetNamespace, pick_subnet, subnet_addrs,  # noqa: E402
+                       subnet_nets)
 
 DOMAIN = "web1.tail1234.ts.net"
 BENCH_USER = "alice@example.com"
@@ -376,7 +376,10 @@ class Bench:
         BENCH_NODES[:] = [(f"bench{i}", *subnet_addrs(subnet, i)) for i in range(1, 9)]
         for name, v4, v6 in BENCH_NODES:
             self.emu.add_node(name, user=BENCH_USER, addresses=[v4, v6], os="linux")
-        self.ns = BenchNamespace(subnet, [(v4, v6) for _, v4, v6 in BENCH_NODES]).create()
+        # Only this run's subnet is routed to the namespace (concurrent test
+        # runs and benchmarks keep their own routes).
+        self.ns = TailnetNamespace(clients=[(v4, v6) for _, v4, v6 in BENCH_NODES],
+                                   routes=subnet_nets(subnet), prefix="tslb").create()
         conf = SERVER_CONFIG
         if self.a.core_dir:
             # Crashes leave a core file (httpd makes its children dumpable when
@@ -395,7 +398,7 @@ class Bench:
         self.check_rows()
 
     def url(self, row):
-        return BenchNamespace.server_url(self.httpd.ts_port, f"/{row}/bench.html")
+        return TailnetNamespace.server_url(self.httpd.ts_port, f"/{row}/bench.html")
 
     def check_rows(self):
         """Each location must answer 200 (a 403 would be fast and meaningless);
@@ -709,7 +712,7 @@ class Bench:
 
             def load(row, mode, n):
                 if mode == "http2":
-                    url = BenchNamespace.server_url(h.ts_port, f"/{row}/bench.html")
+                    url = TailnetNamespace.server_url(h.ts_port, f"/{row}/bench.html")
                     r = self.ns.run(["h2load", "-t", "1", "-c", "4", "-m", "8", "-n", str(n), url],
                                     check=False, timeout=700)
                     ok = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded",
