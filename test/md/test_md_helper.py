@@ -45,18 +45,18 @@ def test_helper_goes_with_its_generation(make_httpd, emulator, how):
         parent = h.pid()
         subprocess.run(h._cmd("-k", "stop"), check=True, env=h._env(), timeout=60)
         wait_for(lambda: not alive(parent), timeout=20, what="httpd to stop")
-        wait_for(lambda: not alive(helper), timeout=5, what="the helper to end")
+        wait_for(lambda: not alive(helper), timeout=30, what="the helper to end")
         h._started = False
     elif how == "graceful":
         h.graceful()
-        wait_for(lambda: not alive(helper), timeout=5, what="the old helper to end")
+        wait_for(lambda: not alive(helper), timeout=30, what="the old helper to end")
         new = wait_for(lambda: (lambda p: p if p and p != helper else None)(
-            domain_status(h)["helperPid"]), timeout=10, what="a new helper")
+            domain_status(h)["helperPid"]), timeout=30, what="a new helper")
         assert alive(new)
         # one helper per generation: no duplicate process is left behind
         assert "TS02071" not in h.error_log()
     else:
         parent = h.pid()
         os.kill(parent, signal.SIGKILL)
-        wait_for(lambda: not alive(helper), timeout=5,
+        wait_for(lambda: not alive(helper), timeout=30,
                  what="the helper to notice its parent died")

@@ -25,21 +25,41 @@ MDTailscaleCheckInterval 5s
 """
 
 
-def watch_served(h, emu, seconds, want_serials):
-    """Handshake every 0.1 s; every chain must verify. Returns the serials in
-    the order they were first served and the time each was first seen."""
+def watch_served(h, emu, want_serials, timeout):
+    """Handshake every 0.1 s until want_serials distinct certificates have
+    been served (or timeout); every chain must verify. Returns the served
+    certificates (Served) in the order they were first served and the time
+    each serial was first seen."""
     seen, first = [], {}
-    deadline = time.time() + seconds
+    deadline = time.time() + timeout
     while time.time() < deadline:
         s = tls_get(h.tls_port, DOMAIN, emu.ca_pem_path)
         assert s.verified, f"an invalid certificate was served: {s}"
         if s.serial not in first:
             first[s.serial] = time.time()
-            seen.append(s.serial)
+            seen.append(s)
             if len(seen) >= want_serials:
                 break
         time.sleep(0.1)
     return seen, first
+
+
+def activated_by_the_helper(log, fingerprint):
+    """True when the error log shows, in this order: the helper stored the
+    certificate (TS02031 with its SHA-256), the helper asked httpd for a
+    graceful restart (TS02032), a new generation has it in use (TS02034)."""
+    lines = log.splitlines()
+    steps = [lambda l: "TS02031: " in l and f"SHA-256 {fingerprint}" in l,
+             lambda l: "TS02032: " in l and "asking httpd" in l,
+             lambda l: "TS02034: " in l and f"certificate {fingerprint} " in l]
+    i = 0
+    for step in steps:
+        while i < len(lines) and not step(lines[i]):
+            i += 1
+        if i == len(lines):
+            return False
+        i += 1
+    return True
 
 
 @pytest.mark.parametrize("mpm", ["event", "prefork"])
@@ -48,21 +68,42 @@ def test_renewal_is_activated_without_help(make_httpd, make_emulator, mpm):
     h = md_httpd(make_httpd, md_config(ca=emu.socket_path, global_extra=RENEW), mpm=mpm,
                  socket_path=emu.socket_path)
     wait_real_cert(h, emu)
-    seen, first = watch_served(h, emu, 40, want_serials=3)
+    # Two renewals take ~20 s; the deadline only bounds a hang (under the
+    # sanitizers a graceful restart takes seconds).
+    seen, first = watch_served(h, emu, want_serials=3, timeout=120)
     assert len(seen) == 3, seen
-    gaps = [first[seen[i + 1]] - first[seen[i]] for i in range(len(seen) - 1)]
-    print(f"{mpm}: served serials {seen}, switched after {[round(g, 1) for g in gaps]}s")
-    # each renewal happens once 30 s of 40 are left: ~10 s apart, never a loop
-    assert all(g > 6 for g in gaps), gaps
-    # activation latency: renewal request sent -> new certificate served
+    serials = [c.serial for c in seen]
+    gaps = [first[serials[i + 1]] - first[serials[i]] for i in range(len(serials) - 1)]
+    print(f"{mpm}: served serials {serials}, switched after {[round(g, 1) for g in gaps]}s")
+    # activation latency (information only): renewal request sent -> new
+    # certificate served
     asked = [r["time"] for r in cert_requests(emu) if "min_validity" in r["target"]]
-    lat = [first[serial] - max(t for t in asked if t < first[serial]) for serial in seen[1:]]
+    lat = [first[serial] - max(t for t in asked if t < first[serial]) for serial in serials[1:]]
     print(f"{mpm}: renewal request -> new certificate served: "
           f"{[round(x, 2) for x in lat]}s")
-    assert all(x < 5 for x in lat)
+    # Each renewal happens once 30 s of the 40 are left, never a loop: a
+    # certificate is replaced only by one issued inside its renew window
+    # (the dates are whole seconds: one second of slack).
+    for old, new in zip(seen, seen[1:]):
+        nb, na = new.cert.not_valid_before, old.cert.not_valid_after
+        assert (na - nb).total_seconds() <= 31, \
+            f"renewed {na - nb} before the old certificate expired (window 30 s): {old} -> {new}"
+    # Activated by the module itself (the test never restarts httpd): for
+    # each renewal the helper stored it, asked httpd for a graceful restart,
+    # and the new generation reports it in use - in that order.
+    for c in seen[1:]:
+        wait_for(lambda: activated_by_the_helper(h.error_log(), c.fingerprint), timeout=60,
+                 what=f"TS02031 -> TS02032 -> TS02034 for serial {c.serial}")
+    # ... and it asked exactly once per new certificate (no restart loop):
+    # one TS02032 between the TS02031 of one renewal and that of the next.
+    lines = h.error_log().splitlines()
+    stored = [next(i for i, l in enumerate(lines)
+                   if "TS02031: " in l and f"SHA-256 {c.fingerprint}" in l) for c in seen[1:]]
+    between = [l for l in lines[stored[0]:stored[1]] if "TS02032: " in l]
+    assert len(between) == 1, between
     # (the new helper writes its status a moment after the restart)
     wait_for(lambda: (lambda d: d["renewals"] >= 2 and d["state"] == "valid")(domain_status(h)),
-             timeout=5, what="status: valid, two renewals")
+             timeout=60, what="status: valid, two renewals")
     assert h.error_log().count("TS02032") >= 2
     # tailscaled was asked with min_validity inside the window
     assert any("min_validity=31s" in r["target"] for r in cert_requests(emu))
