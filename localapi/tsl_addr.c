@@ -51,13 +51,49 @@ static int addr_parse(const char *ip, unsigned char out[16])
     return 0;
 }
 
+/* Decimal digits of v (0..65535) at out; returns the end. */
+static char *put_uint(char *out, unsigned v)
+{
+    char tmp[5];
+    int n = 0;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n) {
+        *out++ = tmp[--n];
+    }
+    return out;
+}
+
+/* The canonical text of a parsed address into text (INET6_ADDRSTRLEN):
+ * dotted quad written here (glibc's inet_ntop goes through sprintf, and this
+ * runs for every new connection), IPv6 by inet_ntop (RFC 5952 form). */
+static int addr_text(int af, const unsigned char *raw, char *text, size_t size)
+{
+    if (af == AF_INET) {
+        char *o = text;
+        int i;
+        for (i = 0; i < 4; i++) {
+            if (i) {
+                *o++ = '.';
+            }
+            o = put_uint(o, raw[i]);
+        }
+        *o = '\0';
+        return 1;
+    }
+    return inet_ntop(af, raw, text, (socklen_t)size) != NULL;
+}
+
 const char *tsl_addr_normalize(apr_pool_t *p, const char *ip)
 {
     unsigned char raw[16];
     char text[INET6_ADDRSTRLEN];
     int af = addr_parse(ip, raw);
 
-    if (!af || !inet_ntop(af, raw, text, sizeof(text))) {
+    if (!af || !addr_text(af, raw, text, sizeof(text))) {
         return NULL;
     }
     return apr_pstrdup(p, text);
@@ -65,23 +101,31 @@ const char *tsl_addr_normalize(apr_pool_t *p, const char *ip)
 
 const char *tsl_addr_format(apr_pool_t *p, const char *ip, int port)
 {
-    const char *norm;
+    unsigned char raw[16];
+    char text[INET6_ADDRSTRLEN + 8], *o = text;
+    int af;
 
     if (port < 0 || port > 65535) {
         return NULL;
     }
-    norm = tsl_addr_normalize(p, ip);
-    if (!norm) {
+    af = addr_parse(ip, raw);
+    /* Hot path (one call per new connection): one copy, no printf. */
+    if (af == AF_INET6 && port) {
+        *o++ = '[';
+    }
+    if (!af || !addr_text(af, raw, o, INET6_ADDRSTRLEN)) {
         return NULL;
     }
-    if (port == 0) {
-        return norm;
+    if (port) {
+        o += strlen(o);
+        if (af == AF_INET6) {
+            *o++ = ']';
+        }
+        *o++ = ':';
+        o = put_uint(o, (unsigned)port);
+        *o = '\0';
     }
-    /* Hot path (one call per new connection): no printf. */
-    if (strchr(norm, ':')) {
-        return apr_pstrcat(p, "[", norm, "]:", apr_itoa(p, port), NULL);
-    }
-    return apr_pstrcat(p, norm, ":", apr_itoa(p, port), NULL);
+    return apr_pstrdup(p, text);
 }
 
 int tsl_addr_is_tailnet(const char *ip)

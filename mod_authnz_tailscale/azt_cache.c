@@ -11,9 +11,12 @@
 typedef struct azt_entry azt_entry;
 struct azt_entry {
     APR_RING_ENTRY(azt_entry) link;   /* LRU order: head = most recent */
+    azt_cache *cache;
     apr_pool_t *pool;                 /* holds key and identity */
     const char *key;
     int pending;                      /* a thread is asking tailscaled */
+    int refs;                         /* identities handed out, not released */
+    int dead;                         /* out of the map, waiting for refs 0 */
     tsl_code code;
     tsl_identity *id;
     apr_time_t expires;
@@ -28,46 +31,96 @@ struct azt_cache {
     apr_hash_t *map;
     struct azt_lru lru;
     int max_entries;
-    int count;
+    int count;                        /* entries in the map */
+    int held;                         /* dead entries still referenced */
+    int closed;                       /* the creating pool is gone */
 };
 
-static apr_status_t cache_cleanup(void *data)
+/* The cache and everything in it; call without c->mutex held, when nothing
+ * refers to it any more. */
+static void cache_free(azt_cache *c)
 {
-    azt_cache *c = data;
     apr_allocator_t *alloc = apr_pool_allocator_get(c->pool);
 
-    apr_thread_cond_destroy(c->cond);
-    apr_thread_mutex_destroy(c->mutex);
-    apr_pool_destroy(c->pool);
+    apr_pool_destroy(c->pool);      /* c, its mutex and cond live in there */
     apr_allocator_destroy(alloc);
-    return APR_SUCCESS;
 }
 
-azt_cache *azt_cache_create(apr_pool_t *p, int max_entries)
-{
-    azt_cache *c = apr_pcalloc(p, sizeof(*c));
-    apr_allocator_t *alloc;
-
-    c->max_entries = max_entries;
-    /* A private allocator: entry pools are created and destroyed by many
-     * threads (always under c->mutex), never sharing the parent's allocator. */
-    apr_allocator_create(&alloc);
-    apr_allocator_max_free_set(alloc, 256);   /* KiB kept for reuse */
-    apr_pool_create_unmanaged_ex(&c->pool, NULL, alloc);
-    apr_thread_mutex_create(&c->mutex, APR_THREAD_MUTEX_DEFAULT, p);
-    apr_thread_cond_create(&c->cond, p);
-    c->map = apr_hash_make(c->pool);
-    APR_RING_INIT(&c->lru, azt_entry, link);
-    apr_pool_cleanup_register(p, c, cache_cleanup, apr_pool_cleanup_null);
-    return c;
-}
-
+/* Take e out of the map; its memory goes now or with its last reference. */
 static void entry_remove(azt_cache *c, azt_entry *e)
 {
     APR_RING_REMOVE(e, link);
     apr_hash_set(c->map, e->key, APR_HASH_KEY_STRING, NULL);
     c->count--;
-    apr_pool_destroy(e->pool);
+    if (e->refs > 0) {
+        e->dead = 1;
+        c->held++;
+    }
+    else {
+        apr_pool_destroy(e->pool);
+    }
+}
+
+/* A pool cleanup: the holder of an identity from a hit is done with it. */
+static apr_status_t entry_release(void *data)
+{
+    azt_entry *e = data;
+    azt_cache *c = e->cache;
+    int last;
+
+    apr_thread_mutex_lock(c->mutex);
+    if (--e->refs == 0 && e->dead) {
+        apr_pool_destroy(e->pool);
+        c->held--;
+    }
+    last = c->closed && c->held == 0;
+    apr_thread_mutex_unlock(c->mutex);
+    if (last) {
+        cache_free(c);
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t cache_cleanup(void *data)
+{
+    azt_cache *c = data;
+    int last;
+
+    apr_thread_mutex_lock(c->mutex);
+    while (!APR_RING_EMPTY(&c->lru, azt_entry, link)) {
+        entry_remove(c, APR_RING_FIRST(&c->lru));
+    }
+    c->closed = 1;
+    last = c->held == 0;
+    apr_thread_mutex_unlock(c->mutex);
+    if (last) {
+        cache_free(c);
+    }
+    return APR_SUCCESS;
+}
+
+azt_cache *azt_cache_create(apr_pool_t *p, int max_entries)
+{
+    apr_allocator_t *alloc;
+    apr_pool_t *cp;
+    azt_cache *c;
+
+    /* A private allocator: entry pools are created and destroyed by many
+     * threads (always under c->mutex), never sharing the parent's allocator.
+     * The cache outlives p while identities it handed out are referenced
+     * from pools destroyed after p (connections of a child at exit). */
+    apr_allocator_create(&alloc);
+    apr_allocator_max_free_set(alloc, 256);   /* KiB kept for reuse */
+    apr_pool_create_unmanaged_ex(&cp, NULL, alloc);
+    c = apr_pcalloc(cp, sizeof(*c));
+    c->pool = cp;
+    c->max_entries = max_entries;
+    apr_thread_mutex_create(&c->mutex, APR_THREAD_MUTEX_DEFAULT, cp);
+    apr_thread_cond_create(&c->cond, cp);
+    c->map = apr_hash_make(cp);
+    APR_RING_INIT(&c->lru, azt_entry, link);
+    apr_pool_cleanup_register(p, c, cache_cleanup, apr_pool_cleanup_null);
+    return c;
 }
 
 static void entry_touch(azt_cache *c, azt_entry *e)
@@ -113,7 +166,12 @@ azt_cache_outcome azt_cache_get(azt_cache *c, const char *key, apr_time_t now,
         if (!e->pending) {
             if (e->expires > now) {
                 *code = e->code;
-                *id = e->id ? tsl_identity_copy(p, e->id) : NULL;
+                *id = e->id;
+                if (e->id) {
+                    e->refs++;
+                    apr_pool_cleanup_register(p, e, entry_release,
+                                              apr_pool_cleanup_null);
+                }
                 if (expires) {
                     *expires = e->expires;
                 }
@@ -142,6 +200,7 @@ azt_cache_outcome azt_cache_get(azt_cache *c, const char *key, apr_time_t now,
     apr_pool_create(&ep, c->pool);
     e = apr_pcalloc(ep, sizeof(*e));
     e->pool = ep;
+    e->cache = c;
     e->key = apr_pstrdup(ep, key);
     e->pending = 1;
     APR_RING_INSERT_HEAD(&c->lru, e, azt_entry, link);

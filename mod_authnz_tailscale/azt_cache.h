@@ -4,6 +4,8 @@
  * only (an identity, or "not a tailnet peer").  Concurrent misses for one key
  * are collapsed: one thread asks tailscaled, the others wait for its answer.
  * Thread-safe; memory lives in a private pool with its own allocator.
+ * A hit hands out the entry's identity itself (read-only, shared between
+ * threads) and keeps it alive for the caller's pool, so hits never copy.
  */
 #ifndef AZT_CACHE_H
 #define AZT_CACHE_H
@@ -22,13 +24,14 @@ typedef enum {
                         * tailscaled yourself, without put()/abandon() */
 } azt_cache_outcome;
 
-/* Create a cache of at most max_entries (0: every get() misses). Freed with p. */
+/* Create a cache of at most max_entries (0: every get() misses). Closed with
+ * p; its memory goes when the last identity handed out is released. */
 azt_cache *azt_cache_create(apr_pool_t *p, int max_entries);
 
-/* Look key up at time now. On a hit the identity is copied into p and
- * *expires (if not NULL) is the entry's expiry, so that copies kept elsewhere
- * expire with it. When the key is being looked up by another thread, wait up
- * to wait_max for it. */
+/* Look key up at time now. On a hit *id is the cached identity, valid until
+ * p is cleared or destroyed (never modify it), and *expires (if not NULL) is
+ * the entry's expiry, so that references kept elsewhere expire with it. When
+ * the key is being looked up by another thread, wait up to wait_max for it. */
 azt_cache_outcome azt_cache_get(azt_cache *c, const char *key, apr_time_t now,
                                 apr_interval_time_t wait_max, apr_pool_t *p,
                                 tsl_code *code, tsl_identity **id,

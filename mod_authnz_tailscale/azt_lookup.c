@@ -46,6 +46,7 @@ typedef struct {
     tsl_code code;
     tsl_identity *id;
     apr_time_t expires;
+    int filled;                 /* has held an answer before */
     apr_pool_t *pool;           /* NULL until the slot is refilled */
 } azt_conn_slot;
 
@@ -171,6 +172,7 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const char *ip, int 
     tsl_code code;
     tsl_result res;
     const char *norm;
+    apr_pool_t *sp;
 
     *id = NULL;
     *error = NULL;
@@ -204,10 +206,25 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const char *ip, int 
         return cs->code;
     }
 
-    /* A connection's first answer is kept in its own pool (see remember):
-     * let a cache hit copy the identity there directly, once. */
-    outcome = azt_cache_get(cache, key, now, azt_conf_timeout(sc),
-                            cs->key ? r->pool : c->pool, &code, id, &hit_expires);
+    /* The slot is empty, stale or for another address: it gets this
+     * answer.  A connection's first answer lives in the connection's pool
+     * (most connections never need another); a refill goes to a subpool
+     * cleared each time (dropping the old answer), so long connections do
+     * not grow.  A cache hit's identity is held for that pool, not copied. */
+    cs->key = NULL;
+    if (!cs->filled) {
+        sp = c->pool;
+    }
+    else if (cs->pool) {
+        apr_pool_clear(cs->pool);
+        sp = cs->pool;
+    }
+    else {
+        apr_pool_create(&cs->pool, c->pool);
+        sp = cs->pool;
+    }
+    outcome = azt_cache_get(cache, key, now, azt_conf_timeout(sc), sp, &code, id,
+                            &hit_expires);
     if (outcome == AZT_CACHE_HIT) {
         azt_stats_inc(&st->cache_hits);
         goto remember;
@@ -264,30 +281,14 @@ remember:
         apr_interval_time_t ttl = code == TSL_OK ? azt_conf_ttl(sc) : azt_conf_negative_ttl(sc);
 
         if (ttl > 0) {
-            apr_pool_t *sp;
-
-            /* The first answer lives in the connection's pool (most
-             * connections never need another); a refill gets a subpool that
-             * is cleared on the next one, so long connections do not grow. */
-            if (!cs->key) {
-                sp = c->pool;
-            }
-            else if (cs->pool) {
-                apr_pool_clear(cs->pool);
-                sp = cs->pool;
-            }
-            else {
-                apr_pool_create(&cs->pool, c->pool);
-                sp = cs->pool;
-            }
+            cs->filled = 1;
             cs->sk = sk;
             cs->raw_ip = apr_pstrdup(sp, ip);
             cs->port = port;
             cs->addr = apr_pstrdup(sp, *addr);
             cs->key = apr_pstrdup(sp, key);
             cs->code = code;
-            cs->id = !*id ? NULL
-                     : outcome == AZT_CACHE_HIT && sp == c->pool ? *id   /* copied there */
+            cs->id = !*id || outcome == AZT_CACHE_HIT ? *id     /* held for sp */
                      : tsl_identity_copy(sp, *id);
             /* A connection never keeps an answer longer than tailscaled's
              * answer is good for: a copy of a cache entry expires with it

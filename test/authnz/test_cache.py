@@ -101,3 +101,51 @@ AuthTailscaleNegativeCacheTimeout 60
         counts.add(int(m.group(1)))
     assert max(counts) <= 5
     assert "TailscaleNotTailnetPeers" in body
+
+
+_EVICTION_CLIENT = r"""
+import http.client, json, sys
+srv, port = sys.argv[1], int(sys.argv[2])
+src = dict(a.split("=") for a in sys.argv[3:])
+def conn(name):
+    return http.client.HTTPConnection(srv, port, source_address=(src[name], 0), timeout=10)
+def get(c, label):
+    c.request("GET", "/p/user-any")
+    r = c.getresponse()
+    r.read()
+    return [label, r.status, r.getheader("X-TS-Login")]
+out = []
+w = conn("laptop"); out.append(get(w, "laptop fills the cache")); w.close()
+a = conn("laptop"); out.append(get(a, "A: cache hit"))
+b = conn("phone"); out.append(get(b, "B: evicts laptop"))
+out.append(get(a, "A after eviction"))
+c = conn("juergen-pc"); out.append(get(c, "C: evicts phone"))
+out.append(get(a, "A again")); out.append(get(b, "B after eviction"))
+a.close(); b.close(); c.close()
+n = conn("laptop"); out.append(get(n, "laptop again, new connection")); n.close()
+print(json.dumps(out))
+"""
+
+
+def test_connection_keeps_its_identity_when_the_cache_evicts_it(make_site):
+    """A cache hit hands the connection the cached identity itself, not a
+    copy; evicting the entry (cache of one) must not take it away from the
+    connections still holding it (run under build/check-sanitizers, a
+    use-after-free here is a report)."""
+    from lib.netns import CLIENTS, SERVER_V4
+    site = make_site("AuthTailscaleCacheSize 1\nAuthTailscaleCacheTimeout 60\n"
+                     "StartServers 1\nServerLimit 1\nMaxRequestWorkers 25\n"
+                     "MinSpareThreads 1\nMaxSpareThreads 25")
+    site.emulator.reset_counters()
+    srcs = [f"{n}={CLIENTS[n][0]}" for n in ("laptop", "phone", "juergen-pc")]
+    r = site.ns.run(["/usr/bin/python3", "-c", _EVICTION_CLIENT, SERVER_V4,
+                     str(site.httpd.ts_port)] + srcs)
+    import json
+    steps = json.loads(r.stdout)
+    want_login = {"laptop": "alice@example.com", "A": "alice@example.com",
+                  "B": "bob@example.com", "C": "juergen@example.com"}
+    for label, status, login in steps:
+        assert status == 200, steps
+        assert login == want_login[label.split()[0].rstrip(":")], steps
+    # laptop, phone, juergen-pc, then laptop once more: its entry was evicted
+    assert whois_calls(site.emulator) == 4
