@@ -1,6 +1,7 @@
 /* mod_md_tailscale: the helper process (see mdt_helper.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ APLOG_USE_MODULE(md_tailscale);
 
 #define RESPAWN_DELAY   apr_time_from_sec(10)
 #define STOP_GRACE      apr_time_from_sec(2)
+#define KILL_GRACE      apr_time_from_sec(1)
 #define ERRORED_EVERY   apr_time_from_sec(3600)
 #define EXPIRING_EVERY  apr_time_from_sec(86400)
 
@@ -36,6 +38,12 @@ typedef struct mdt_helper {
     mdt_runtime *rt;
     apr_proc_t proc;
     pid_t parent;
+    /* The stop pipe: the parent holds the write end (stop_fd), the helper
+     * the read end (watch_fd).  Closing the write end tells the helper to
+     * end; unlike a signal this needs no privileges, so it also works from
+     * an httpd -X that has already switched to its User. */
+    int stop_fd;
+    int watch_fd;
     int running;
     int registered;
     int stopping;
@@ -48,11 +56,60 @@ static mdt_helper *current;
 
 /* ---- inside the helper ------------------------------------------------- */
 
+static int stop_requested(const mdt_helper *h, int timeout_ms)
+{
+    struct pollfd pfd;
+
+    pfd.fd = h->watch_fd;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    if (h->watch_fd < 0) {
+        if (timeout_ms > 0) {
+            apr_sleep(apr_time_from_msec(timeout_ms));
+        }
+        return 0;
+    }
+    /* the parent never writes: readable means its end was closed */
+    return poll(&pfd, 1, timeout_ms) > 0;
+}
+
 static void parent_gone_check(const mdt_helper *h)
 {
-    if (getppid() != h->parent) {
+    if (getppid() != h->parent || stop_requested(h, 0)) {
         _exit(0);
     }
+}
+
+/* Sleep up to nap, ending at once when the parent closes the stop pipe. */
+static void helper_sleep(const mdt_helper *h, apr_interval_time_t nap)
+{
+    int ms = (int)((nap + 999) / 1000);
+
+    if (stop_requested(h, ms > 0 ? ms : 0)) {
+        _exit(0);
+    }
+}
+
+/* Also end in the middle of a request to tailscaled or an event command:
+ * with O_ASYNC the kernel raises SIGIO (default action: terminate) when
+ * the last write end of the pipe is closed.  Everything the helper writes
+ * is written atomically (see mdt_store.c), as for SIGTERM. */
+static void watch_stop_pipe(const mdt_helper *h)
+{
+#if defined(__linux__) && defined(O_ASYNC)
+    int fl;
+
+    if (h->watch_fd < 0) {
+        return;
+    }
+    apr_signal(SIGIO, SIG_DFL);
+    fl = fcntl(h->watch_fd, F_GETFL);
+    if (fl >= 0 && fcntl(h->watch_fd, F_SETOWN, (int)getpid()) == 0) {
+        (void)fcntl(h->watch_fd, F_SETFL, fl | O_ASYNC | O_NONBLOCK);
+    }
+#else
+    (void)h;
+#endif
 }
 
 static void maybe_expiring(server_rec *s, const mdt_runtime *rt, mdt_state *st,
@@ -231,6 +288,8 @@ static void helper_main(mdt_helper *h)
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     ap_close_listeners();
+    watch_stop_pipe(h);
+    parent_gone_check(h);   /* stopped before we got here */
 
     apr_pool_create(&hp, NULL);
     apr_pool_tag(hp, "md_tailscale_helper");
@@ -258,7 +317,7 @@ static void helper_main(mdt_helper *h)
         }
         if (!n || due > now) {
             apr_interval_time_t nap = n ? due - now : apr_time_from_sec(1);
-            apr_sleep(nap > apr_time_from_sec(1) ? apr_time_from_sec(1) : nap);
+            helper_sleep(h, nap > apr_time_from_sec(1) ? apr_time_from_sec(1) : nap);
             continue;
         }
         for (i = 0; i < n; ++i) {
@@ -290,25 +349,59 @@ static void helper_main(mdt_helper *h)
 
 /* ---- in the parent ------------------------------------------------------ */
 
-static void stop_helper(mdt_helper *h)
+static void close_stop_pipe(mdt_helper *h)
 {
-    apr_time_t deadline = apr_time_now() + STOP_GRACE;
+    if (h->stop_fd >= 0) {
+        close(h->stop_fd);
+        h->stop_fd = -1;
+    }
+}
+
+/* Reap the helper if it ends within grace; 1 when it is gone. */
+static int reaped_within(mdt_helper *h, apr_interval_time_t grace)
+{
+    apr_time_t deadline = apr_time_now() + grace;
     int status;
 
-    if (!h->running) {
-        return;
-    }
-    h->stopping = 1;
-    kill(h->proc.pid, SIGTERM);
-    while (waitpid(h->proc.pid, &status, WNOHANG) == 0) {
-        if (apr_time_now() > deadline) {
-            kill(h->proc.pid, SIGKILL);
-            (void)waitpid(h->proc.pid, &status, 0);
-            break;
+    for (;;) {
+        pid_t r = waitpid(h->proc.pid, &status, WNOHANG);
+        if (r == h->proc.pid || (r < 0 && errno != EINTR)) {
+            return 1;   /* reaped, or not our child any more */
+        }
+        if (apr_time_now() >= deadline) {
+            return 0;
         }
         apr_sleep(apr_time_from_msec(10));
     }
+}
+
+/* Tell the helper to end and reap it, never waiting without bound: httpd
+ * -X (one process) has changed to its User before it stops and may not
+ * signal the helper any more; the closed pipe still reaches it. */
+static void stop_helper(mdt_helper *h)
+{
+    if (!h->running) {
+        close_stop_pipe(h);
+        return;
+    }
+    h->stopping = 1;
+    close_stop_pipe(h);
+    (void)kill(h->proc.pid, SIGTERM);
+    if (!reaped_within(h, STOP_GRACE)) {
+        (void)kill(h->proc.pid, SIGKILL);
+        if (!reaped_within(h, KILL_GRACE)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, h->s, "TS02074: the certificate "
+                         "helper (pid %ld) did not end when asked; httpd goes on without "
+                         "waiting for it. It ends by itself once it notices httpd has "
+                         "gone; if it is still there, end it with kill -9 %ld",
+                         (long)h->proc.pid, (long)h->proc.pid);
+            h->running = 0;
+            return;
+        }
+    }
     h->running = 0;
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, h->s, "TS02070: certificate helper "
+                 "(pid %ld) stopped", (long)h->proc.pid);
 }
 
 static void helper_maintenance(int reason, void *data, int status)
@@ -327,6 +420,7 @@ static void helper_maintenance(int reason, void *data, int status)
             h->deaths = 0;      /* it had run fine for a while */
         }
         h->deaths++;
+        close_stop_pipe(h);
         if (!h->stopping) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, h->s, "TS02071: certificate "
                          "helper (pid %ld) ended unexpectedly (%s %d); the stored "
@@ -343,7 +437,8 @@ static void helper_maintenance(int reason, void *data, int status)
     case APR_OC_REASON_RESTART:
         if (h->running) {
             h->stopping = 1;
-            kill(h->proc.pid, SIGTERM);
+            close_stop_pipe(h);
+            (void)kill(h->proc.pid, SIGTERM);
         }
         break;
     case APR_OC_REASON_UNREGISTER:
@@ -365,23 +460,47 @@ static apr_status_t helper_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+static apr_status_t make_stop_pipe(int fds[2])
+{
+    if (pipe(fds) != 0) {
+        return errno;
+    }
+    /* nothing exec()ed from httpd may keep the helper alive */
+    (void)fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    (void)fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    return APR_SUCCESS;
+}
+
 static apr_status_t spawn(mdt_helper *h)
 {
     apr_status_t rv;
-    int i;
+    int i, fds[2];
 
     h->stopping = 0;
+    if ((rv = make_stop_pipe(fds)) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, h->s, "TS02070: cannot start the "
+                     "certificate helper process (no pipe: check the open files "
+                     "limit)");
+        h->died = apr_time_now();
+        return rv;
+    }
     rv = apr_proc_fork(&h->proc, h->pconf);
     if (rv == APR_INCHILD) {
+        close(fds[1]);
+        h->stop_fd = -1;
+        h->watch_fd = fds[0];
         helper_main(h);
         _exit(0);
     }
+    close(fds[0]);
     if (rv != APR_INPARENT) {
+        close(fds[1]);
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, h->s, "TS02070: cannot start the "
                      "certificate helper process");
         h->died = apr_time_now();
         return rv;
     }
+    h->stop_fd = fds[1];
     h->running = 1;
     h->started = apr_time_now();
     apr_proc_other_child_register(&h->proc, helper_maintenance, h, NULL, h->pconf);
@@ -403,6 +522,8 @@ apr_status_t mdt_helper_start(apr_pool_t *pconf, server_rec *s, mdt_runtime *rt)
     h->s = s;
     h->rt = rt;
     h->parent = getpid();
+    h->stop_fd = -1;
+    h->watch_fd = -1;
     current = h;
     apr_pool_cleanup_register(pconf, h, helper_cleanup, apr_pool_cleanup_null);
     return spawn(h);
@@ -425,5 +546,17 @@ void mdt_helper_monitor(void)
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, h->s, "TS02070: starting the "
                      "certificate helper again");
         (void)spawn(h);
+    }
+}
+
+void mdt_helper_child_init(void)
+{
+    mdt_helper *h = current;
+
+    /* a request-serving child must not hold the helper's stop pipe open
+     * (with httpd -X this is the parent itself: keep it) */
+    if (h && getpid() != h->parent && h->stop_fd >= 0) {
+        close(h->stop_fd);
+        h->stop_fd = -1;
     }
 }

@@ -57,6 +57,11 @@ static int mdt_monitor(apr_pool_t *p, server_rec *s)
     return DECLINED;
 }
 
+static void mdt_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    mdt_helper_child_init();
+}
+
 static void mdt_register_hooks(apr_pool_t *p)
 {
     static const char *const mod_ssl[] = { "mod_ssl.c", NULL };
@@ -67,6 +72,7 @@ static void mdt_register_hooks(apr_pool_t *p)
     ap_hook_post_config(mdt_post_config_before_ssl, NULL, mod_ssl, APR_HOOK_MIDDLE);
     ap_hook_post_config(mdt_post_config_after_ssl, mod_ssl, NULL, APR_HOOK_LAST);
     ap_hook_monitor(mdt_monitor, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(mdt_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_read_request(mdt_ssl_fallback_503, NULL, mod_ssl, APR_HOOK_MIDDLE);
     ap_hook_handler(mdt_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ssl, add_cert_files, mdt_ssl_add_cert_files, NULL, NULL,

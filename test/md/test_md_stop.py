@@ -1,0 +1,107 @@
+"""httpd stops with its certificate helper, in every way it can stop: the
+helper is told to end and reaped by httpd itself (TS02070 "stopped"), and no
+helper process is left behind.
+
+`-k stop` and graceful restarts are covered in test_md_helper.py; here are
+`apache2 -X` (one process, as when debugging: it changes to its User before
+it stops, so it may not signal the root-owned helper any more) and
+`-k graceful-stop`."""
+
+import os
+import re
+import signal
+import subprocess
+
+import pytest
+
+from .mdhelp import (cert_requests, helper_pid, md_config, md_httpd, wait_for,
+                     wait_real_cert)
+
+# the "helper stopped" line is an info line
+LOG_INFO = "LogLevel warn md_tailscale:info"
+
+
+def alive(pid):
+    """True while pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def stopped_by_httpd(h, helper):
+    return re.search(rf"TS02070: certificate helper \(pid {helper}\) stopped",
+                     h.error_log())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_single_process_httpd_exits_on_signal_and_reaps_its_helper(make_httpd, emulator,
+                                                                  mpm, sig):
+    h = md_httpd(make_httpd, md_config(global_extra=LOG_INFO), mpm=mpm, start=False)
+    # its own session: nothing but the signal sent below reaches it
+    proc = subprocess.Popen(h._cmd("-X"), env=h._env(), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    h._started = True   # teardown kills whatever is left with this configuration
+    try:
+        h.wait_ready()
+        wait_real_cert(h, emulator)
+        helper = helper_pid(h)
+        assert alive(helper)
+
+        proc.send_signal(sig)   # to httpd only, as kill(1) or a supervisor does
+        wait_for(lambda: proc.poll() is not None, timeout=20,
+                 what=f"httpd -X to exit after {sig.name}")
+        wait_for(lambda: not alive(helper), timeout=20, what="the helper to end")
+        assert stopped_by_httpd(h, helper), h.error_log()
+        assert "TS02074" not in h.error_log()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_single_process_httpd_exits_while_the_helper_waits_for_tailscaled(make_httpd,
+                                                                          emulator):
+    """The helper is inside a certificate request that tailscaled does not
+    answer (it would wait MDTailscaleRequestTimeout, 120 s): httpd -X still
+    stops it and exits."""
+    emulator.fault("hang", endpoints=["cert"])
+    h = md_httpd(make_httpd, md_config(global_extra=LOG_INFO + "\nMDTailscaleStartupWait 0"),
+                 start=False)
+    proc = subprocess.Popen(h._cmd("-X"), env=h._env(), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    h._started = True
+    try:
+        h.wait_ready()
+        helper = helper_pid(h, timeout=30)
+        wait_for(lambda: cert_requests(emulator), timeout=30,
+                 what="the helper's certificate request to reach tailscaled")
+
+        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: proc.poll() is not None, timeout=20,
+                 what="httpd -X to exit while the helper waits for tailscaled")
+        wait_for(lambda: not alive(helper), timeout=20, what="the helper to end")
+        assert stopped_by_httpd(h, helper), h.error_log()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        emulator.clear_fault()
+
+
+def test_graceful_stop_ends_and_reaps_the_helper(make_httpd, emulator, mpm):
+    h = md_httpd(make_httpd, md_config(global_extra=LOG_INFO), mpm=mpm)
+    wait_real_cert(h, emulator)
+    helper = helper_pid(h)
+    parent = h.pid()
+    assert alive(helper)
+
+    subprocess.run(h._cmd("-k", "graceful-stop"), check=True, env=h._env(), timeout=60)
+    wait_for(lambda: not alive(parent), timeout=30, what="httpd to stop gracefully")
+    wait_for(lambda: not alive(helper), timeout=20, what="the helper to end")
+    h._started = False
+    assert stopped_by_httpd(h, helper), h.error_log()
+    assert "TS02071" not in h.error_log() and "TS02074" not in h.error_log()
