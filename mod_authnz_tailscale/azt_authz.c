@@ -26,9 +26,26 @@ typedef struct {
     const char *value;
 } azt_cond;
 
+/* A user/node/tailnet value, classified when the configuration is read so
+ * that the common shapes need no glob matching per request. */
+typedef enum {
+    PAT_ANY,        /* "*" */
+    PAT_EXACT,      /* no wildcard: "alice@example.com" */
+    PAT_SUFFIX,     /* "*" + literal: "*@example.com" */
+    PAT_PREFIX,     /* literal + "*": "build-*" */
+    PAT_GLOB        /* anything else: apr_fnmatch */
+} azt_pat_kind;
+
+typedef struct {
+    azt_pat_kind kind;
+    const char *text;              /* the literal part (whole value for GLOB) */
+    apr_size_t len;
+} azt_pattern;
+
 typedef struct {
     azt_req_kind kind;
-    apr_array_header_t *values;    /* of const char* (user/node/tailnet/tag) */
+    apr_array_header_t *values;    /* tailscale-tag: of const char* */
+    apr_array_header_t *patterns;  /* user/node/tailnet: of azt_pattern */
     const char *cap;               /* tailscale-cap: capability name */
     apr_array_header_t *conds;     /* tailscale-cap: of azt_cond, OR-ed */
 } azt_require;
@@ -47,12 +64,86 @@ static const char *kind_name(azt_req_kind k)
     return "tailscale";
 }
 
-static int glob_match(const char *pattern, const char *s)
+/* Characters apr_fnmatch() treats specially (without APR_FNM_NOESCAPE). */
+static int has_glob_chars(const char *s, apr_size_t n)
 {
+    apr_size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (s[i] == '*' || s[i] == '?' || s[i] == '[' || s[i] == '\\') {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void pattern_add(apr_array_header_t *patterns, const char *v)
+{
+    azt_pattern *pt = apr_array_push(patterns);
+    apr_size_t n = strlen(v);
+
+    pt->kind = PAT_GLOB;
+    pt->text = v;
+    pt->len = n;
+    if (n == 1 && v[0] == '*') {
+        pt->kind = PAT_ANY;
+    }
+    else if (!has_glob_chars(v, n)) {
+        pt->kind = PAT_EXACT;
+    }
+    else if (v[0] == '*' && !has_glob_chars(v + 1, n - 1)) {
+        pt->kind = PAT_SUFFIX;
+        pt->text = v + 1;
+        pt->len = n - 1;
+    }
+    else if (v[n - 1] == '*' && !has_glob_chars(v, n - 1)) {
+        pt->kind = PAT_PREFIX;
+        pt->len = n - 1;
+    }
+}
+
+/* ASCII case-insensitive comparison of n bytes, as APR_FNM_CASE_BLIND does
+ * in the C locale httpd runs in. */
+static int ascii_ieq(const char *a, const char *b, apr_size_t n)
+{
+    apr_size_t i;
+
+    for (i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x >= 'A' && x <= 'Z') x = (unsigned char)(x + 32);
+        if (y >= 'A' && y <= 'Z') y = (unsigned char)(y + 32);
+        if (x != y) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Does s match, with the meaning apr_fnmatch(APR_FNM_CASE_BLIND) gives the
+ * value as written? An empty or missing s never matches. */
+static int pattern_match(const azt_pattern *pt, const char *s)
+{
+    apr_size_t n;
+
     if (!s || !*s) {
         return 0;
     }
-    return apr_fnmatch(pattern, s, APR_FNM_CASE_BLIND) == APR_SUCCESS;
+    switch (pt->kind) {
+    case PAT_ANY:
+        return 1;
+    case PAT_EXACT:
+        n = strlen(s);
+        return n == pt->len && ascii_ieq(s, pt->text, n);
+    case PAT_SUFFIX:
+        n = strlen(s);
+        return n >= pt->len && ascii_ieq(s + n - pt->len, pt->text, pt->len);
+    case PAT_PREFIX:
+        n = strlen(s);
+        return n >= pt->len && ascii_ieq(s, pt->text, pt->len);
+    case PAT_GLOB:
+        break;
+    }
+    return apr_fnmatch(pt->text, s, APR_FNM_CASE_BLIND) == APR_SUCCESS;
 }
 
 /* "ci" and "tag:ci" both mean the tag tag:ci. */
@@ -70,6 +161,7 @@ static const char *parse(cmd_parms *cmd, const char *line, const void **parsed,
 
     req->kind = kind;
     req->values = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    req->patterns = apr_array_make(cmd->pool, 4, sizeof(azt_pattern));
     if (kind == REQ_CAP) {
         req->conds = apr_array_make(cmd->pool, 2, sizeof(azt_cond));
     }
@@ -133,14 +225,15 @@ static const char *parse(cmd_parms *cmd, const char *line, const void **parsed,
             if (n > 1 && v[n - 1] == '.') {
                 v[n - 1] = '\0';
             }
-            APR_ARRAY_PUSH(req->values, const char *) = v;
+            pattern_add(req->patterns, v);
             break;
         }
         default:
-            APR_ARRAY_PUSH(req->values, const char *) = w;
+            pattern_add(req->patterns, w);
         }
     }
-    if (kind == REQ_CAP ? !req->cap : req->values->nelts == 0) {
+    if (kind == REQ_CAP ? !req->cap
+        : req->values->nelts == 0 && req->patterns->nelts == 0) {
         return apr_psprintf(cmd->pool, "Require %s needs at least one %s", kind_name(kind),
                             kind == REQ_USER ? "login (alice@example.com, *@example.com or *)"
                             : kind == REQ_NODE || kind == REQ_PEER_NODE
@@ -169,7 +262,7 @@ static int match_any(const apr_array_header_t *patterns, const char *s)
     int i;
 
     for (i = 0; i < patterns->nelts; i++) {
-        if (glob_match(APR_ARRAY_IDX(patterns, i, const char *), s)) {
+        if (pattern_match(&APR_ARRAY_IDX(patterns, i, azt_pattern), s)) {
             return 1;
         }
     }
@@ -235,14 +328,14 @@ static authz_status check(request_rec *r, const void *parsed)
     switch (req->kind) {
     case REQ_USER:
         /* Tagged nodes are machines, not users: only tag/node rules admit them. */
-        ok = !id->is_tagged && match_any(req->values, id->login_name);
+        ok = !id->is_tagged && match_any(req->patterns, id->login_name);
         break;
     case REQ_NODE:
     case REQ_PEER_NODE:
-        ok = match_node(req->values, id);
+        ok = match_node(req->patterns, id);
         break;
     case REQ_TAILNET:
-        ok = match_any(req->values, id->tailnet);
+        ok = match_any(req->patterns, id->tailnet);
         break;
     case REQ_TAG:
     case REQ_PEER_TAG:

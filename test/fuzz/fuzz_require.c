@@ -272,6 +272,43 @@ static void run_provider(apr_pool_t *p, size_t which, const char *args,
     }
 }
 
+/* The patterns classified at configuration time must match exactly what
+ * apr_fnmatch(APR_FNM_CASE_BLIND) says of the value as written: the line's
+ * words are patterns, each tried against every word and the identities'
+ * names. */
+static void check_patterns(apr_pool_t *p, const char *line, tsl_identity **ids)
+{
+    apr_array_header_t *words = apr_array_make(p, 8, sizeof(const char *));
+    apr_array_header_t *pats = apr_array_make(p, 8, sizeof(azt_pattern));
+    const char *rest = line;
+    int i, j;
+    size_t k;
+
+    while (*rest && words->nelts < 16) {
+        const char *w = ap_getword_conf(p, &rest);
+        if (!*w) {
+            break;
+        }
+        APR_ARRAY_PUSH(words, const char *) = w;
+        pattern_add(pats, w);
+    }
+    for (k = 0; k < N_IDENTITIES; k++) {
+        APR_ARRAY_PUSH(words, const char *) = ids[k]->login_name;
+        APR_ARRAY_PUSH(words, const char *) = ids[k]->node_name;
+    }
+    APR_ARRAY_PUSH(words, const char *) = "";
+    for (i = 0; i < pats->nelts; i++) {
+        const azt_pattern *pt = &APR_ARRAY_IDX(pats, i, azt_pattern);
+        const char *pattern = APR_ARRAY_IDX(words, i, const char *);
+        for (j = 0; j < words->nelts; j++) {
+            const char *s = APR_ARRAY_IDX(words, j, const char *);
+            int want = *s && apr_fnmatch(pattern, s, APR_FNM_CASE_BLIND) == APR_SUCCESS;
+            FZ_CHECK(pattern_match(pt, s) == want, "pattern '%s' (kind %d) on '%s': %d, "
+                     "apr_fnmatch says %d", pattern, (int)pt->kind, s, !want, want);
+        }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p = fz_begin();
@@ -303,6 +340,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             run_provider(p, i, line, ids, has_expr);
         }
     }
+    check_patterns(p, line, ids);
     azt_authz_register(p);
     free(line);
     fz_end(p);
