@@ -54,7 +54,9 @@ static void fail(mdt_state *st, const mdt_error_info *ei, const char *text, int 
     st->errors++;
 }
 
-/* After a failure: back off, never sooner than Retry-After. */
+/* After a failure: back off, never sooner than Retry-After.  now is when
+ * the attempt ended (the answer arrived): Retry-After counts from the
+ * answer, and a slow answer must not eat into the back-off. */
 static apr_interval_time_t schedule_retry(const mdt_runtime *rt, mdt_state *st,
                                           apr_time_t now, long retry_after)
 {
@@ -176,14 +178,17 @@ mdt_check_outcome mdt_driver_check(server_rec *s, const mdt_runtime *rt,
     tsl_result_init(&res);
     if (tsl_cert_fetch(client, ptemp, d->request, min_validity, timeout, &pair, &res)
         != TSL_OK || !pair) {
+        /* the answer's time, before the probe below asks again */
+        apr_time_t answered = apr_time_now();
+
         mdt_error_classify(&res, &ei);
         fail(st, &ei, res.text, res.http_status);
         if (!strcmp(ei.kind, "invalid-domain") || !strcmp(ei.kind, "https-disabled")
             || !strcmp(ei.kind, "no-netmap")) {
             (void)mdt_driver_probe(s, rt, st, client, ptemp);
         }
-        wait = schedule_retry(rt, st, now, res.code == TSL_ERR_RATE_LIMITED
-                                           ? res.retry_after : -1);
+        wait = schedule_retry(rt, st, answered, res.code == TSL_ERR_RATE_LIMITED
+                                                ? res.retry_after : -1);
         mdt_driver_log_error(s, st, ptemp, act ? (in_window ? "renewing the certificate"
                                                             : "checking the certificate")
                                                : "obtaining the certificate", wait);
@@ -194,7 +199,7 @@ mdt_check_outcome mdt_driver_check(server_rec *s, const mdt_runtime *rt,
     if ((bad = mdt_store_pair_usable(ptemp, pair, d, apr_time_now()))) {
         mdt_error_for_kind(MDT_KIND_WRONG_NAMES, &ei);
         fail(st, &ei, bad, 200);
-        wait = schedule_retry(rt, st, now, -1);
+        wait = schedule_retry(rt, st, apr_time_now(), -1);
         mdt_driver_log_error(s, st, ptemp, "checking the certificate", wait);
         return MDT_CHECK_FAILED;
     }
@@ -209,7 +214,7 @@ mdt_check_outcome mdt_driver_check(server_rec *s, const mdt_runtime *rt,
                                        "returned it again",
                                        mdt_time_rfc3339(ptemp, act->pair->not_after)),
                  200);
-            wait = schedule_retry(rt, st, now, -1);
+            wait = schedule_retry(rt, st, apr_time_now(), -1);
             mdt_driver_log_error(s, st, ptemp, "renewing the certificate", wait);
             return MDT_CHECK_FAILED;
         }
@@ -225,7 +230,7 @@ mdt_check_outcome mdt_driver_check(server_rec *s, const mdt_runtime *rt,
     if ((bad = mdt_store_save(ptemp, rt->store_dir, d, pair, &saved))) {
         mdt_error_for_kind(MDT_KIND_STORE, &ei);
         fail(st, &ei, bad, 0);
-        wait = schedule_retry(rt, st, now, -1);
+        wait = schedule_retry(rt, st, apr_time_now(), -1);
         mdt_driver_log_error(s, st, ptemp, "storing the certificate", wait);
         return MDT_CHECK_FAILED;
     }

@@ -131,6 +131,27 @@ def test_429_retry_after_is_honoured(make_httpd, emulator):
     assert times[1] - times[0] >= 3 and times[2] - times[1] >= 3
 
 
+def test_retry_after_counts_from_the_answer(make_httpd, make_emulator):
+    """Retry-After counts from when tailscaled answered, not from when the
+    request was sent: a 429 that takes 2 s to come back (the CA's round
+    trips) with Retry-After: 3 is followed by the next request no sooner
+    than 5 s after the first one arrived.  (The module used to count from
+    the start of its check, so it asked again 1 s after the answer.)"""
+    delay, retry_after = 2.0, 3
+    emu = make_emulator(tailnet(certs={"issue_delay": delay}))
+    emu.fault("ca429", endpoints=["cert"], retry_after=retry_after, count=1)
+    h = md_httpd(make_httpd, md_config(ca=emu.socket_path, global_extra=FAST),
+                 socket_path=emu.socket_path)
+    wait_real_cert(h, emu, timeout=60)
+    reqs = sorted(cert_requests(emu), key=lambda r: r["time"])
+    print(f"cert requests at +{[round(r['time'] - reqs[0]['time'], 2) for r in reqs]}s, "
+          f"statuses {[r['status'] for r in reqs]}")
+    assert [r["status"] for r in reqs][:2] == [429, 200]
+    # the 429 left the emulator no sooner than `delay` after the request
+    # arrived; the next request may come Retry-After after that at the earliest
+    assert reqs[1]["time"] - reqs[0]["time"] >= delay + retry_after
+
+
 def store_files(h, name=DOMAIN):
     d = Path(h.dir) / "md_tailscale" / "domains" / name
     cur = d / "current"
