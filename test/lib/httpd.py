@@ -212,7 +212,17 @@ class Httpd:
         return env
 
     def _cmd(self, *args):
-        return [APACHE2, "-d", str(self.dir), "-f", str(self.conf_path), *args]
+        cmd = [APACHE2, "-d", str(self.dir), "-f", str(self.conf_path), *args]
+        if HTTPD_PRELOAD and "-X" in args:
+            # One process (-X) exits from inside the MPM module, and httpd's
+            # atexit handler unloads the modules, that one included, then
+            # frees more memory: ASan's slow unwinder (fast_unwind_on_malloc=0,
+            # build/check-sanitizers) then faults in libgcc_s walking the
+            # stack into the unmapped module - with or without our modules
+            # loaded.  Frame-pointer stacks for this process only.
+            opts = self._env()["ASAN_OPTIONS"] + ":fast_unwind_on_malloc=1"
+            cmd = ["/usr/bin/env", f"ASAN_OPTIONS={opts}"] + cmd
+        return cmd
 
     def configtest(self):
         """Run `apache2 -t`; returns (returncode, combined output)."""
