@@ -46,6 +46,8 @@ typedef struct {
     tsl_code code;
     tsl_identity *id;
     apr_time_t expires;
+    unsigned char sa_raw[16];   /* the socket peer's binary address, ... */
+    int sa_len;                 /* ... its length (0: not from a socket) */
     int filled;                 /* has held an answer before */
     apr_pool_t *pool;           /* NULL until the slot is refilled */
 } azt_conn_slot;
@@ -155,10 +157,34 @@ static void log_failure(request_rec *r, const azt_sock *sk, const char *addr,
     }
 }
 
+/* The connection's peer slot when it holds a live answer for exactly this
+ * socket address, compared in binary so that nothing is formatted: the
+ * common case of every request after a connection's first. */
+static const azt_conn_slot *slot_for_sockaddr(conn_rec *c, const azt_sock *sk,
+                                              const apr_sockaddr_t *sa, apr_time_t now)
+{
+    const azt_conn_cache *cc = ap_get_module_config(c->conn_config,
+                                                    &authnz_tailscale_module);
+    const azt_conn_slot *cs;
+
+    if (!cc) {
+        return NULL;
+    }
+    cs = &cc->slot[SLOT_PEER];
+    if (cs->key && cs->expires > now && cs->sk == sk && cs->port == sa->port
+        && cs->sa_len > 0 && cs->sa_len == sa->ipaddr_len
+        && !memcmp(cs->sa_raw, sa->ipaddr_ptr, (size_t)cs->sa_len)) {
+        return cs;
+    }
+    return NULL;
+}
+
 /* Ask about ip:port, through the connection slot, the process cache and
- * finally tailscaled.  Returns the code; *id set for TSL_OK. */
-static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const char *ip, int port,
-                    tsl_identity **id, const char **addr, const char **error)
+ * finally tailscaled; sa is the socket address ip:port came from (NULL for
+ * a forwarded client).  Returns the code; *id set for TSL_OK. */
+static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t *sa,
+                    const char *ip, int port, tsl_identity **id, const char **addr,
+                    const char **error)
 {
     conn_rec *c = r->connection;
     azt_server_conf *sc = azt_server_conf_get(r->server);
@@ -288,6 +314,11 @@ remember:
             cs->addr = apr_pstrdup(sp, *addr);
             cs->key = apr_pstrdup(sp, key);
             cs->code = code;
+            cs->sa_len = 0;
+            if (sa && sa->ipaddr_len > 0 && (size_t)sa->ipaddr_len <= sizeof(cs->sa_raw)) {
+                memcpy(cs->sa_raw, sa->ipaddr_ptr, (size_t)sa->ipaddr_len);
+                cs->sa_len = sa->ipaddr_len;
+            }
             cs->id = !*id || outcome == AZT_CACHE_HIT ? *id     /* held for sp */
                      : tsl_identity_copy(sp, *id);
             /* A connection never keeps an answer longer than tailscaled's
@@ -343,6 +374,7 @@ const azt_lookup *azt_lookup_request(request_rec *r)
     apr_sockaddr_t *sa;
     char peer_buf[64];
     const char *peer_ip;
+    const azt_conn_slot *cs;
 
     if (found) {
         return found;
@@ -366,19 +398,31 @@ const azt_lookup *azt_lookup_request(request_rec *r)
                       "TS01011: %s; no tailnet identity for this request", lk->error);
         return lk;
     }
+    if ((cs = slot_for_sockaddr(r->connection, sk, sa, apr_time_now()))) {
+        azt_stats *st = azt_stats_get();
+
+        azt_stats_inc(&st->lookups);
+        azt_stats_inc(&st->conn_hits);
+        peer_ip = cs->raw_ip;
+        lk->peer_code = cs->code;
+        lk->peer_id = cs->id;
+        lk->peer_addr = cs->addr;
+    }
     /* Not apr_sockaddr_ip_get(): it allocates from the socket's pool, which
      * for an HTTP/2 stream is the primary connection's pool, in use by other
      * threads at the same time (pools are not thread-safe). */
-    if (apr_sockaddr_ip_getbuf(peer_buf, sizeof(peer_buf), sa) != APR_SUCCESS) {
+    else if (apr_sockaddr_ip_getbuf(peer_buf, sizeof(peer_buf), sa) != APR_SUCCESS) {
         lk->code = lk->peer_code = TSL_ERR_INVALID;
         lk->error = "the connection's peer address cannot be formatted";
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       "TS01011: %s; no tailnet identity for this request", lk->error);
         return lk;
     }
-    peer_ip = apr_pstrdup(r->pool, peer_buf);
-    lk->peer_code = ask(r, sk, SLOT_PEER, peer_ip, sa->port, &lk->peer_id,
-                        &lk->peer_addr, &lk->error);
+    else {
+        peer_ip = apr_pstrdup(r->pool, peer_buf);
+        lk->peer_code = ask(r, sk, SLOT_PEER, sa, peer_ip, sa->port, &lk->peer_id,
+                            &lk->peer_addr, &lk->error);
+    }
     lk->code = lk->peer_code;
     lk->id = lk->peer_id;
     lk->addr = lk->peer_addr;
@@ -391,7 +435,8 @@ const azt_lookup *azt_lookup_request(request_rec *r)
             /* The proxy speaks for its client: the client's port belongs to
              * another hop, so ask by IP only. */
             lk->via_proxy = 1;
-            lk->code = ask(r, sk, SLOT_FORWARDED, fwd, 0, &lk->id, &lk->addr, &lk->error);
+            lk->code = ask(r, sk, SLOT_FORWARDED, NULL, fwd, 0, &lk->id, &lk->addr,
+                           &lk->error);
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                           "TS01006: trusted proxy %s forwarded client %s: %s",
                           lk->peer_addr, lk->addr,
