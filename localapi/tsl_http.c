@@ -28,8 +28,6 @@ enum phase {
     PH_TOO_LARGE
 };
 
-enum framing { FR_NONE = 0, FR_LENGTH, FR_CHUNKED, FR_EOF };
-
 #define BAD "invalid HTTP answer: "
 
 void tsl_http_parser_init(tsl_http_parser *hp, apr_pool_t *scratch,
@@ -299,11 +297,9 @@ static tsl_http_state parse_head(tsl_http_parser *hp)
     hp->keep_alive = !conn_close && (hp->minor == 1 || conn_keep);
     hp->line_len = 0;
     if (status == 204 || status == 304) {
-        hp->framing = FR_NONE;
         return finish(hp);
     }
     if (chunked) {
-        hp->framing = FR_CHUNKED;
         if (have_length) {
             hp->keep_alive = 0;   /* both framings given: do not trust the rest */
         }
@@ -311,7 +307,6 @@ static tsl_http_state parse_head(tsl_http_parser *hp)
         return TSL_HTTP_MORE;
     }
     if (have_length) {
-        hp->framing = FR_LENGTH;
         if (!body_reserve(hp, length)) {
             return too_large(hp);
         }
@@ -322,7 +317,6 @@ static tsl_http_state parse_head(tsl_http_parser *hp)
         hp->phase = PH_BODY_LEN;
         return TSL_HTTP_MORE;
     }
-    hp->framing = FR_EOF;
     hp->keep_alive = 0;
     hp->phase = PH_BODY_EOF;
     return TSL_HTTP_MORE;

@@ -32,7 +32,6 @@ typedef struct tsl_http_parser {
     apr_size_t max_body;
     apr_size_t body_cap;
     int phase;
-    int framing;
     int minor;                  /* HTTP/1.<minor> */
     int started;                /* any byte fed */
     apr_size_t remaining;       /* Content-Length or current chunk left */
