@@ -193,6 +193,15 @@ def cert_requests(emulator):
     return [r for r in emulator.requests() if r.get("endpoint") == "cert"]
 
 
+def alive(pid):
+    """True while pid exists and is not a zombie (a zombie is as good as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def helper_pid(httpd, domain=DOMAIN, timeout=15):
     """The helper's pid once the status reports one (> 0: never 0, which
     os.kill() would take for the whole process group)."""

@@ -4,25 +4,11 @@ with httpd (stop, restart, or the parent killed outright)."""
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 
-from .mdhelp import (DOMAIN, domain_status, helper_pid, md_config, md_httpd, wait_for,
+from .mdhelp import (alive, domain_status, helper_pid, md_config, md_httpd, wait_for,
                      wait_real_cert)
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is as good as gone
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_helper_holds_no_listener(make_httpd, emulator):

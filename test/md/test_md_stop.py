@@ -7,27 +7,17 @@ helper process is left behind.
 it stops, so it may not signal the root-owned helper any more) and
 `-k graceful-stop`."""
 
-import os
 import re
 import signal
 import subprocess
 
 import pytest
 
-from .mdhelp import (cert_requests, helper_pid, md_config, md_httpd, wait_for,
+from .mdhelp import (alive, cert_requests, helper_pid, md_config, md_httpd, wait_for,
                      wait_real_cert)
 
 # the "helper stopped" line is an info line
 LOG_INFO = "LogLevel warn md_tailscale:info"
-
-
-def alive(pid):
-    """True while pid exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def stopped_by_httpd(h, helper):
