@@ -13,11 +13,23 @@ import subprocess
 
 import pytest
 
+from lib import rawhttp
+
 from .mdhelp import (alive, cert_requests, helper_pid, md_config, md_httpd, wait_for,
                      wait_real_cert)
 
 # the "helper stopped" line is an info line
 LOG_INFO = "LogLevel warn md_tailscale:info"
+
+
+def serving(h):
+    """True once httpd -X answered a request: its worker runs, so its signal
+    handlers are in place (the listening port alone accepts connections
+    earlier, and a signal before that kills httpd without its cleanup)."""
+    try:
+        return rawhttp.request("127.0.0.1", h.port, "/", timeout=5)[0] > 0
+    except OSError:
+        return False
 
 
 def stopped_by_httpd(h, helper):
@@ -39,6 +51,7 @@ def test_single_process_httpd_exits_on_signal_and_reaps_its_helper(make_httpd, e
         wait_real_cert(h, emulator)
         helper = helper_pid(h)
         assert alive(helper)
+        wait_for(lambda: serving(h), timeout=20, what="httpd -X to serve a request")
 
         proc.send_signal(sig)   # to httpd only, as kill(1) or a supervisor does
         wait_for(lambda: proc.poll() is not None, timeout=20,
@@ -69,6 +82,7 @@ def test_single_process_httpd_exits_while_the_helper_waits_for_tailscaled(make_h
         helper = helper_pid(h, timeout=30)
         wait_for(lambda: cert_requests(emulator), timeout=30,
                  what="the helper's certificate request to reach tailscaled")
+        wait_for(lambda: serving(h), timeout=20, what="httpd -X to serve a request")
 
         proc.send_signal(signal.SIGTERM)
         wait_for(lambda: proc.poll() is not None, timeout=20,
