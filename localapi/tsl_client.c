@@ -1,32 +1,32 @@
-/* LocalAPI transport: HTTP/1.1 over tailscaled's unix socket.
+/* LocalAPI transport: HTTP/1.1 over tailscaled's unix socket with libcurl.
  *
- * The modules only ever send a GET to one local daemon, so the transport is
- * a plain socket client: connect with a deadline, write the request, read
- * the answer through tsl_http's framing parser under one overall deadline.
- * Idle keep-alive connections are kept on a mutex-protected stack so
- * concurrent threads each take their own; a kept connection that the daemon
- * closed meanwhile is detected and the (idempotent) GET is sent once more on
- * a fresh connection.
+ * The URL host is the fixed name tailscaled expects in the Host header
+ * (local-tailscaled.sock); curl never resolves it because the connection
+ * goes to CURLOPT_UNIX_SOCKET_PATH.  Idle easy handles, each with its live
+ * keep-alive connection, are kept on a mutex-protected stack so concurrent
+ * threads each take their own; a handle's fixed options are set once when it
+ * is made, a request only sets what differs per call.  libcurl itself sends
+ * an idempotent GET again on a fresh connection when a kept one turns out to
+ * be closed before any answer byte.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <curl/curl.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
+#include <apr_date.h>
 #include "tsl_client.h"
-#include "tsl_http.h"
 
 #define TSL_USER_AGENT "mod_tailscale-localapi/0.1.0"
+#define TSL_BASE_URL   "http://" TSL_LOCALAPI_HOST "/localapi/v0/"
 
 struct tsl_client {
     apr_pool_t *pool;
@@ -35,9 +35,35 @@ struct tsl_client {
 #if APR_HAS_THREADS
     apr_thread_mutex_t *mutex;
 #endif
-    int *idle;                /* stack of idle connected fds, opts.max_idle slots */
+    CURL **idle;              /* stack of idle handles, opts.max_idle slots */
     int n_idle;
 };
+
+/* Per-request state shared with the curl callbacks. */
+typedef struct req_ctx {
+    apr_pool_t *scratch;      /* body buffer growth; destroyed after the call */
+    char *buf;
+    apr_size_t len;
+    apr_size_t cap;
+    apr_size_t max;
+    int too_large;
+    char content_type[256];
+    long retry_after;
+} req_ctx;
+
+/* ------------------------------------------------------------------ init */
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+
+static void global_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+void tsl_global_init(void)
+{
+    pthread_once(&global_once, global_init_once);
+}
 
 void tsl_client_options_default(tsl_client_options *opts)
 {
@@ -153,8 +179,8 @@ static apr_status_t client_cleanup(void *data)
     int i;
 
     for (i = 0; i < c->n_idle; i++) {
-        close(c->idle[i]);
-        c->idle[i] = -1;
+        curl_easy_cleanup(c->idle[i]);
+        c->idle[i] = NULL;
     }
     c->n_idle = 0;
     return APR_SUCCESS;
@@ -165,6 +191,7 @@ tsl_client *tsl_client_create(apr_pool_t *p, const char *socket_path,
 {
     tsl_client *c = apr_pcalloc(p, sizeof(*c));
 
+    tsl_global_init();
     c->pool = p;
     c->socket_path = apr_pstrdup(p, socket_path ? socket_path
                                                 : tsl_socket_default());
@@ -175,7 +202,7 @@ tsl_client *tsl_client_create(apr_pool_t *p, const char *socket_path,
         if (opts->max_response > 0) c->opts.max_response = opts->max_response;
         if (opts->max_idle >= 0) c->opts.max_idle = opts->max_idle;
     }
-    c->idle = apr_pcalloc(p, sizeof(int) * (apr_size_t)(c->opts.max_idle + 1));
+    c->idle = apr_pcalloc(p, sizeof(CURL *) * (apr_size_t)(c->opts.max_idle + 1));
 #if APR_HAS_THREADS
     if (apr_thread_mutex_create(&c->mutex, APR_THREAD_MUTEX_DEFAULT, p)
         != APR_SUCCESS) {
@@ -210,47 +237,179 @@ static void client_unlock(tsl_client *c)
 #endif
 }
 
-/* An idle connection that is still open and quiet, or -1.  One the daemon
- * closed (readable: EOF) or wrote to unasked is dropped. */
-static int conn_take(tsl_client *c)
-{
-    for (;;) {
-        int fd = -1;
-        struct pollfd pfd;
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata);
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata);
 
-        client_lock(c);
-        if (c->n_idle > 0) {
-            fd = c->idle[--c->n_idle];
-        }
-        client_unlock(c);
-        if (fd < 0) {
-            return -1;
-        }
-        pfd.fd = fd;
-        pfd.events = POLLIN;
-        pfd.revents = 0;
-        if (poll(&pfd, 1, 0) == 0) {
-            return fd;
-        }
-        close(fd);
+/* A new handle with every option that is the same for all of this client's
+ * requests; NULL when libcurl cannot make one. */
+static CURL *handle_new(tsl_client *c)
+{
+    CURL *h = curl_easy_init();
+
+    if (!h) {
+        return NULL;
     }
+    curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->socket_path);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
+#else
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)CURLPROTO_HTTP);
+#endif
+    curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, TSL_USER_AGENT);
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->opts.max_response);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    return h;
 }
 
-/* Keep a connection for reuse, or close it when the stack is full. */
-static void conn_give(tsl_client *c, int fd)
+static CURL *handle_take(tsl_client *c)
 {
+    CURL *h = NULL;
+
     client_lock(c);
-    if (c->n_idle < c->opts.max_idle) {
-        c->idle[c->n_idle++] = fd;
-        fd = -1;
+    if (c->n_idle > 0) {
+        h = c->idle[--c->n_idle];
+        c->idle[c->n_idle] = NULL;
     }
     client_unlock(c);
-    if (fd >= 0) {
-        close(fd);
+    return h ? h : handle_new(c);
+}
+
+/* Give a handle back for reuse, or release it when the stack is full or the
+ * handle should not be reused (its connection is in an unknown state). */
+static void handle_give(tsl_client *c, CURL *h, int reusable)
+{
+    /* no pointer into this call's stack or pools stays in a kept handle */
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, NULL);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, NULL);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+    if (reusable) {
+        client_lock(c);
+        if (c->n_idle < c->opts.max_idle) {
+            c->idle[c->n_idle++] = h;
+            h = NULL;
+        }
+        client_unlock(c);
+    }
+    if (h) {
+        curl_easy_cleanup(h);
     }
 }
 
-/* ------------------------------------------------------------------ I/O */
+/* -------------------------------------------------------------- callbacks */
+
+/* Collect the body; more than the limit aborts the transfer (also for
+ * chunked and close-delimited bodies, which announce no length). */
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    req_ctx *rc = userdata;
+    apr_size_t n = size * nmemb;
+
+    if (n == 0) {
+        return 0;
+    }
+    if (rc->len + n > rc->max || rc->len + n < rc->len) {
+        rc->too_large = 1;
+        return 0;   /* abort: CURLE_WRITE_ERROR */
+    }
+    if (rc->len + n + 1 > rc->cap) {
+        apr_size_t ncap = rc->cap ? rc->cap : 4096;
+        char *nbuf;
+        while (ncap < rc->len + n + 1) {
+            ncap *= 2;
+        }
+        nbuf = apr_palloc(rc->scratch, ncap);
+        if (rc->len) {
+            memcpy(nbuf, rc->buf, rc->len);
+        }
+        rc->buf = nbuf;
+        rc->cap = ncap;
+    }
+    memcpy(rc->buf + rc->len, data, n);
+    rc->len += n;
+    return n;
+}
+
+/* Header value if line is "<name>:<value>", trimmed into out. */
+static int header_value(const char *line, size_t len, const char *name,
+                        char *out, size_t outsz)
+{
+    size_t nl = strlen(name), s, e;
+
+    if (len <= nl || strncasecmp(line, name, nl) != 0 || line[nl] != ':') {
+        return 0;
+    }
+    s = nl + 1;
+    e = len;
+    while (s < e && (line[s] == ' ' || line[s] == '\t')) s++;
+    while (e > s && (line[e - 1] == '\r' || line[e - 1] == '\n'
+                     || line[e - 1] == ' ' || line[e - 1] == '\t')) e--;
+    if (e - s >= outsz) {
+        e = s + outsz - 1;
+    }
+    memcpy(out, line + s, e - s);
+    out[e - s] = '\0';
+    return 1;
+}
+
+/* Retry-After as seconds from now: delta-seconds or an HTTP date (a date in
+ * the past is 0); -1 when absent or unreadable. */
+static long parse_retry_after(const char *v)
+{
+    const char *s;
+    long secs = 0;
+
+    if (!*v) {
+        return -1;
+    }
+    for (s = v; *s; s++) {
+        if (*s < '0' || *s > '9') {
+            break;
+        }
+        if (secs > (LONG_MAX - 9) / 10) {
+            return LONG_MAX;
+        }
+        secs = secs * 10 + (*s - '0');
+    }
+    if (!*s) {
+        return secs;
+    }
+    {
+        apr_time_t when = apr_date_parse_http(v), now = apr_time_now();
+        if (when == APR_DATE_BAD) {
+            return -1;
+        }
+        return when > now ? (long)apr_time_sec(when - now) : 0;
+    }
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    req_ctx *rc = userdata;
+    size_t n = size * nmemb;
+    char val[256];
+
+    if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+        /* a new answer (after a 1xx): forget earlier headers */
+        rc->content_type[0] = '\0';
+        rc->retry_after = -1;
+    }
+    else if (header_value(data, n, "Content-Type", rc->content_type,
+                          sizeof(rc->content_type))) {
+        /* stored */
+    }
+    else if (header_value(data, n, "Retry-After", val, sizeof(val))) {
+        rc->retry_after = parse_retry_after(val);
+    }
+    return n;
+}
+
+/* --------------------------------------------------------------- request */
 
 static long to_ms(apr_interval_time_t t)
 {
@@ -270,163 +429,84 @@ static const char *errno_text(apr_pool_t *p, int err)
     return apr_pstrdup(p, apr_strerror(err, buf, sizeof(buf)));
 }
 
-/* Wait until fd is ready for events or the deadline passes: 0 or ETIMEDOUT
- * (or poll's errno). */
-static int wait_fd(int fd, short events, apr_time_t deadline)
+/* A failed transfer as a result whose text tells the operator which of
+ * socket missing, refused, timeout, reset, garbage or size it was. */
+static tsl_code map_curl_error(tsl_client *c, apr_pool_t *p, CURL *h,
+                               CURLcode rv, const req_ctx *rc,
+                               const char *errbuf, long timeout_ms,
+                               tsl_result *res)
 {
-    for (;;) {
-        struct pollfd pfd;
-        apr_time_t left = deadline - apr_time_now();
-        long ms;
-        int rv;
+    const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(rv);
+    long os_errno = 0;
 
-        if (left <= 0) {
-            return ETIMEDOUT;
+    curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+    switch (rv) {
+    case CURLE_WRITE_ERROR:
+    case CURLE_FILESIZE_EXCEEDED:
+        if (rv == CURLE_FILESIZE_EXCEEDED || rc->too_large) {
+            return tsl_result_set(res, p, TSL_ERR_TOO_LARGE,
+                                  "answer from tailscaled on %s exceeds the "
+                                  "limit of %" APR_SIZE_T_FMT " bytes",
+                                  c->socket_path, c->opts.max_response);
         }
-        ms = to_ms(left);
-        pfd.fd = fd;
-        pfd.events = events;
-        pfd.revents = 0;
-        rv = poll(&pfd, 1, ms > INT_MAX ? INT_MAX : (int)ms);
-        if (rv > 0) {
-            return 0;
-        }
-        if (rv < 0 && errno != EINTR) {
-            return errno;
-        }
-    }
-}
-
-/* Connect to the socket within connect_ms; the fd is non-blocking. */
-static tsl_code conn_open(tsl_client *c, apr_pool_t *p, long connect_ms,
-                          int *out, tsl_result *res)
-{
-    struct sockaddr_un sa;
-    struct timeval tv;
-    size_t len = strlen(c->socket_path);
-    int fd, rv, err, fl;
-
-    *out = -1;
-    if (len >= sizeof(sa.sun_path)) {
-        return tsl_result_set(res, p, TSL_ERR_INVALID,
-                              "tailscaled socket path %s is longer than the "
-                              "%d bytes a unix socket address holds",
-                              c->socket_path, (int)sizeof(sa.sun_path) - 1);
-    }
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    memcpy(sa.sun_path, c->socket_path, len + 1);
-
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        return tsl_result_set(res, p, TSL_ERR_CONNECT,
-                              "cannot create a socket for %s: %s",
-                              c->socket_path, errno_text(p, errno));
-    }
-    /* a blocking connect to a unix socket only waits while the daemon's
-     * accept backlog is full; SO_SNDTIMEO bounds that wait */
-    tv.tv_sec = connect_ms / 1000;
-    tv.tv_usec = (connect_ms % 1000) * 1000;
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    do {
-        rv = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-    } while (rv != 0 && errno == EINTR);
-    if (rv != 0) {
-        err = errno;
-        close(fd);
-        if (err == ENOENT) {
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        return tsl_result_set(res, p, TSL_ERR_TIMEOUT,
+                              "tailscaled on %s did not answer within %ld ms (%s)",
+                              c->socket_path, timeout_ms, detail);
+    case CURLE_COULDNT_CONNECT:
+        if (os_errno == ENOENT) {
             return tsl_result_set(res, p, TSL_ERR_SOCKET_MISSING,
                                   "tailscaled socket %s does not exist",
                                   c->socket_path);
         }
-        if (err == EAGAIN || err == EINPROGRESS || err == ETIMEDOUT) {
-            return tsl_result_set(res, p, TSL_ERR_TIMEOUT,
-                                  "tailscaled on %s did not accept a connection "
-                                  "within %ld ms", c->socket_path, connect_ms);
-        }
         return tsl_result_set(res, p, TSL_ERR_CONNECT,
                               "cannot connect to tailscaled socket %s: %s",
-                              c->socket_path, errno_text(p, err));
+                              c->socket_path, os_errno
+                              ? errno_text(p, (int)os_errno) : detail);
+    case CURLE_GOT_NOTHING:
+        return tsl_result_set(res, p, TSL_ERR_TRANSPORT,
+                              "tailscaled on %s closed the connection without "
+                              "an answer", c->socket_path);
+    case CURLE_PARTIAL_FILE:
+        return tsl_result_set(res, p, TSL_ERR_TRANSPORT,
+                              "tailscaled on %s closed the connection in the "
+                              "middle of the answer (%s)", c->socket_path, detail);
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_BAD_CONTENT_ENCODING:
+        return tsl_result_set(res, p, TSL_ERR_TRANSPORT,
+                              "tailscaled on %s sent an invalid HTTP answer (%s)",
+                              c->socket_path, detail);
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+        if (os_errno) {
+            return tsl_result_set(res, p, TSL_ERR_TRANSPORT,
+                                  "talking to tailscaled on %s failed: %s",
+                                  c->socket_path, errno_text(p, (int)os_errno));
+        }
+        break;
+    default:
+        break;
     }
-    fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
-        err = errno;
-        close(fd);
-        return tsl_result_set(res, p, TSL_ERR_CONNECT,
-                              "cannot configure the socket for %s: %s",
-                              c->socket_path, errno_text(p, err));
-    }
-    *out = fd;
-    return TSL_OK;
+    return tsl_result_set(res, p, TSL_ERR_TRANSPORT,
+                          "talking to tailscaled on %s failed: %s",
+                          c->socket_path, detail);
 }
-
-/* Write all of buf before the deadline: 0 or an errno (ETIMEDOUT). */
-static int send_all(int fd, const char *buf, apr_size_t len, apr_time_t deadline)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-        if (n > 0) {
-            buf += n;
-            len -= (apr_size_t)n;
-        }
-        else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int err = wait_fd(fd, POLLOUT, deadline);
-            if (err) {
-                return err;
-            }
-        }
-        else if (n < 0 && errno != EINTR) {
-            return errno;
-        }
-    }
-    return 0;
-}
-
-/* Read one answer into hp before the deadline: 0 with hp's final state in
- * *st, or an errno (ETIMEDOUT, ECONNRESET, ...). */
-static int read_answer(int fd, tsl_http_parser *hp, apr_time_t deadline,
-                       tsl_http_state *st)
-{
-    char buf[16384];
-
-    *st = TSL_HTTP_MORE;
-    while (*st == TSL_HTTP_MORE) {
-        ssize_t n = recv(fd, buf, sizeof(buf), 0);
-        if (n > 0) {
-            *st = tsl_http_parse(hp, buf, (apr_size_t)n, NULL);
-        }
-        else if (n == 0) {
-            *st = tsl_http_parse_eof(hp);
-        }
-        else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            int err = wait_fd(fd, POLLIN, deadline);
-            if (err) {
-                return err;
-            }
-        }
-        else if (errno != EINTR) {
-            return errno;
-        }
-    }
-    return 0;
-}
-
-/* --------------------------------------------------------------- request */
 
 tsl_code tsl_client_get(tsl_client *c, apr_pool_t *p, const char *path_query,
                         apr_interval_time_t timeout, tsl_response **resp,
                         tsl_result *res)
 {
+    char errbuf[CURL_ERROR_SIZE];
+    req_ctx rc;
     struct stat st;
-    apr_pool_t *scratch;
-    tsl_http_parser hp;
-    tsl_http_state hst = TSL_HTTP_ERROR;
-    apr_time_t deadline;
-    const char *req;
-    long total_ms, connect_ms;
-    int attempt, fd = -1, err = 0;
+    CURL *h;
+    CURLcode rv;
+    const char *url;
+    long status = 0, total_ms, connect_ms;
     tsl_response *r;
-    tsl_code code = TSL_OK;
+    tsl_code code;
 
     tsl_result_init(res);
     *resp = NULL;
@@ -438,8 +518,15 @@ tsl_code tsl_client_get(tsl_client *c, apr_pool_t *p, const char *path_query,
         return tsl_result_set(res, p, TSL_ERR_INVALID,
                               "LocalAPI path must be escaped (it holds white space)");
     }
+    if (strlen(c->socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        return tsl_result_set(res, p, TSL_ERR_INVALID,
+                              "tailscaled socket path %s is longer than the "
+                              "%d bytes a unix socket address holds",
+                              c->socket_path,
+                              (int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+    }
     if (stat(c->socket_path, &st) != 0) {
-        err = errno;
+        int err = errno;
         if (err == ENOENT || err == ENOTDIR) {
             return tsl_result_set(res, p, TSL_ERR_SOCKET_MISSING,
                                   "tailscaled socket %s does not exist",
@@ -454,95 +541,52 @@ tsl_code tsl_client_get(tsl_client *c, apr_pool_t *p, const char *path_query,
                               "%s is not a unix socket (is it tailscaled's "
                               "--socket path?)", c->socket_path);
     }
-    if (apr_pool_create(&scratch, p) != APR_SUCCESS) {
+
+    memset(&rc, 0, sizeof(rc));
+    rc.max = c->opts.max_response;
+    rc.retry_after = -1;
+    if (apr_pool_create(&rc.scratch, p) != APR_SUCCESS) {
         return tsl_result_set(res, p, TSL_ERR_TRANSPORT, "out of memory");
     }
+    h = handle_take(c);
+    if (!h) {
+        apr_pool_destroy(rc.scratch);
+        return tsl_result_set(res, p, TSL_ERR_TRANSPORT,
+                              "cannot create a libcurl handle");
+    }
 
+    url = apr_pstrcat(rc.scratch, TSL_BASE_URL, path_query, NULL);
     total_ms = to_ms(timeout > 0 ? timeout : c->opts.timeout);
     connect_ms = to_ms(c->opts.connect_timeout);
     if (connect_ms > total_ms) {
         connect_ms = total_ms;
     }
-    deadline = apr_time_now() + apr_time_from_msec(total_ms);
-    /* tailscaled accepts exactly this Host; never Origin or Referer */
-    req = apr_pstrcat(scratch, "GET /localapi/v0/", path_query, " HTTP/1.1\r\n"
-                      "Host: " TSL_LOCALAPI_HOST "\r\n"
-                      "User-Agent: " TSL_USER_AGENT "\r\n"
-                      "Accept: */*\r\n\r\n", NULL);
+    errbuf[0] = '\0';
 
-    /* a kept connection may have been closed by the daemon a moment ago:
-     * then, and only before any answer byte, the GET goes once more on a
-     * fresh connection */
-    for (attempt = 0; attempt < 2; attempt++) {
-        int reused;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, total_ms);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &rc);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &rc);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 
-        fd = attempt == 0 ? conn_take(c) : -1;
-        reused = fd >= 0;
-        if (!reused) {
-            code = conn_open(c, p, connect_ms, &fd, res);
-            if (code != TSL_OK) {
-                break;
-            }
-        }
-        tsl_http_parser_init(&hp, scratch, c->opts.max_response);
-        err = send_all(fd, req, strlen(req), deadline);
-        if (!err) {
-            err = read_answer(fd, &hp, deadline, &hst);
-        }
-        if (reused && !tsl_http_started(&hp)
-            && (err == EPIPE || err == ECONNRESET
-                || (!err && hst == TSL_HTTP_ERROR))) {
-            close(fd);
-            fd = -1;
-            continue;
-        }
-        break;
-    }
-
-    if (code == TSL_OK) {
-        if (err == ETIMEDOUT) {
-            code = tsl_result_set(res, p, TSL_ERR_TIMEOUT,
-                                  "tailscaled on %s did not answer within %ld ms",
-                                  c->socket_path, total_ms);
-        }
-        else if (err) {
-            code = tsl_result_set(res, p, TSL_ERR_TRANSPORT,
-                                  "talking to tailscaled on %s failed: %s",
-                                  c->socket_path, errno_text(p, err));
-        }
-        else if (hst == TSL_HTTP_TOO_LARGE) {
-            code = tsl_result_set(res, p, TSL_ERR_TOO_LARGE,
-                                  "answer from tailscaled on %s exceeds the "
-                                  "limit of %" APR_SIZE_T_FMT " bytes",
-                                  c->socket_path, c->opts.max_response);
-        }
-        else if (hst != TSL_HTTP_DONE) {
-            code = tsl_result_set(res, p, TSL_ERR_TRANSPORT,
-                                  "talking to tailscaled on %s failed: %s",
-                                  c->socket_path,
-                                  hp.error ? hp.error : "no answer");
-        }
-    }
-    if (fd >= 0) {
-        if (code == TSL_OK && hp.keep_alive && c->opts.max_idle > 0) {
-            conn_give(c, fd);
-        }
-        else {
-            close(fd);
-        }
-    }
-    if (code != TSL_OK) {
-        apr_pool_destroy(scratch);
+    rv = curl_easy_perform(h);
+    if (rv != CURLE_OK) {
+        code = map_curl_error(c, p, h, rv, &rc, errbuf, total_ms, res);
+        handle_give(c, h, 0);
+        apr_pool_destroy(rc.scratch);
         return code;
     }
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    handle_give(c, h, 1);
 
     r = apr_pcalloc(p, sizeof(*r));
-    r->status = hp.status;
-    r->body = apr_pstrmemdup(p, hp.body, hp.body_len);
-    r->body_len = hp.body_len;
-    r->content_type = hp.content_type[0] ? apr_pstrdup(p, hp.content_type) : NULL;
-    r->retry_after = hp.retry_after;
-    apr_pool_destroy(scratch);
+    r->status = (int)status;
+    r->body = rc.len ? apr_pstrmemdup(p, rc.buf, rc.len) : apr_pstrdup(p, "");
+    r->body_len = rc.len;
+    r->content_type = rc.content_type[0] ? apr_pstrdup(p, rc.content_type) : NULL;
+    r->retry_after = rc.retry_after;
+    apr_pool_destroy(rc.scratch);
     res->http_status = r->status;
     res->retry_after = r->retry_after;
     *resp = r;

@@ -1,11 +1,12 @@
-/* The LocalAPI transport: HTTP/1.1 GET over tailscaled's unix socket.
+/* The LocalAPI transport: HTTP/1.1 over tailscaled's unix socket via libcurl.
  *
- * Every request is "GET /localapi/v0/<name>" with the Host header exactly
- * "local-tailscaled.sock" (tailscaled >= 1.32.3 refuses anything else with
- * 403 "invalid localapi request"); no Origin or Referer is ever sent.
- * Connections are reused: a client keeps a small stack of idle keep-alive
- * connections, safe to share between threads.  Create clients per process
- * (after fork), never share them across fork().
+ * Every request goes to http://local-tailscaled.sock/localapi/v0/<name> so the
+ * Host header is exactly "local-tailscaled.sock" (tailscaled >= 1.32.3 refuses
+ * anything else with 403 "invalid localapi request"); no Origin or Referer is
+ * ever sent.  Connections are reused: a client keeps a small stack of idle
+ * libcurl easy handles (each with its keep-alive connection), safe to share
+ * between threads.  Create clients per process (after fork), never share
+ * them across fork().
  */
 #ifndef TSL_CLIENT_H
 #define TSL_CLIENT_H
@@ -27,7 +28,7 @@ typedef struct tsl_client_options {
     apr_interval_time_t connect_timeout; /* default 1s */
     apr_interval_time_t timeout;         /* whole request, default 5s */
     apr_size_t max_response;             /* body size limit, default 1 MiB */
-    int max_idle;                        /* idle connections kept for reuse, default 8 */
+    int max_idle;                        /* idle handles kept for reuse, default 8 */
 } tsl_client_options;
 
 typedef struct tsl_response {
@@ -37,6 +38,10 @@ typedef struct tsl_response {
     const char *content_type;   /* may be NULL */
     long retry_after;           /* Retry-After seconds, -1 when absent */
 } tsl_response;
+
+/* Initialise libcurl's global state (curl_global_init) once; call it in the
+ * parent before any thread or fork, later calls do nothing. */
+void tsl_global_init(void);
 
 /* Fill opts with the defaults listed above. */
 void tsl_client_options_default(tsl_client_options *opts);

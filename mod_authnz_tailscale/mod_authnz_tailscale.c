@@ -27,6 +27,7 @@ static int azt_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     server_rec *sv;
     apr_hash_t *warned = apr_hash_make(ptemp);
 
+    tsl_global_init();
     azt_stats_create(pconf);
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;

@@ -293,6 +293,7 @@ static void helper_main(mdt_helper *h)
 
     apr_pool_create(&hp, NULL);
     apr_pool_tag(hp, "md_tailscale_helper");
+    tsl_global_init();
     tsl_client_options_default(&opts);
     opts.timeout = mdt_config_request_timeout(rt->conf);
     clients = apr_pcalloc(hp, sizeof(*clients) * (apr_size_t)(n ? n : 1));

@@ -53,6 +53,7 @@ int mdt_ssl_prepare(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     /* The wait for tailscaled happens once per server start, in the first
      * configuration pass (before apachectl returns); restarts never wait. */
     first = (*starts)++ == 0;
+    tsl_global_init();
     rt = apr_pcalloc(pconf, sizeof(*rt));
     rt->s = s;
     rt->conf = c;

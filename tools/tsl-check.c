@@ -663,6 +663,7 @@ int main(int argc, char **argv)
     }
 
     apr_initialize();
+    tsl_global_init();
     apr_pool_create(&c.p, NULL);
     if (spec) {
         if (tsl_socket_parse(c.p, spec, &c.socket, &r) != TSL_OK) {

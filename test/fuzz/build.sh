@@ -52,10 +52,10 @@ flock 9
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 CPPFLAGS="-I$top/localapi -I$here -I$out/include $(apr-1-config --cppflags --includes) \
-$(apu-1-config --includes) $(pkg-config --cflags jansson libcrypto)"
+$(apu-1-config --includes) $(pkg-config --cflags jansson libcurl libcrypto)"
 CFLAGS="-std=gnu11 -g -O1 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers $SAN"
 LIBS="$(apr-1-config --link-ld --libs) $(apu-1-config --link-ld --libs) \
-$(pkg-config --libs jansson libcrypto)"
+$(pkg-config --libs jansson libcurl libcrypto)"
 HTTPD_INC="-I$(apxs -q INCLUDEDIR 2>/dev/null || echo /usr/include/apache2) -I$top/mod_authnz_tailscale"
 
 # Compile src into obj when obj is missing or older than the source or any

@@ -85,16 +85,6 @@ def capture(emu):
     r = emu.localapi("/localapi/v0/status?peers=false")
     write("fuzz_status", "emu-wildcard.json", r.body)
 
-    # whole answers as they arrive on the socket, for the framing parser; the
-    # first byte is fuzz_http's selector (limit 1 MiB, reads of 64 bytes)
-    for label, path, uid in (("whois-200", "/localapi/v0/whois?addr=100.101.102.103", None),
-                             ("whois-404", "/localapi/v0/whois?addr=100.64.0.99", None),
-                             ("status", "/localapi/v0/status", None),
-                             ("cert-pair", "/localapi/v0/cert/web1.tail1234.ts.net?type=pair", 0),
-                             ("cert-denied", "/localapi/v0/cert/web1.tail1234.ts.net?type=pair",
-                              65534)):
-        r = emu.localapi(path, uid=uid)
-        write("fuzz_http", f"emu-{label}", bytes([0xff]) + r.raw)
     print("captured seeds from the emulator into", CORPUS)
 
 
