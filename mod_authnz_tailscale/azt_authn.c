@@ -36,8 +36,11 @@ int azt_access_check(request_rec *r)
         return DECLINED;
     }
     lk = azt_lookup_request(r);
-    if (azt_lookup_unavailable(lk->code)
-        && azt_conf_unavailable(azt_dir_conf_get(r)) == AZT_UNAVAILABLE_ERROR) {
+    /* "deny" lets a tailscale rule deny, but a negated one cannot be
+     * evaluated at all: its negation must not become true. */
+    if ((azt_lookup_unavailable(lk->code) || azt_lookup_unavailable(lk->peer_code))
+        && (azt_conf_unavailable(azt_dir_conf_get(r)) == AZT_UNAVAILABLE_ERROR
+            || azt_dir_conf_get(r)->negates_tailscale)) {
         apr_table_setn(r->notes, "error-notes",
                        "The tailnet identity of this client could not be checked.");
         apr_table_setn(r->err_headers_out, "Retry-After", "5");

@@ -48,6 +48,7 @@ typedef struct {
     apr_array_header_t *patterns;  /* user/node/tailnet: of azt_pattern */
     const char *cap;               /* tailscale-cap: capability name */
     apr_array_header_t *conds;     /* tailscale-cap: of azt_cond, OR-ed */
+    int negated;                   /* may be negated: an unknown answer is an error */
 } azt_require;
 
 static const char *kind_name(azt_req_kind k)
@@ -152,6 +153,30 @@ static const char *tag_value(apr_pool_t *p, const char *v)
     return strncmp(v, "tag:", 4) == 0 ? v : apr_pstrcat(p, "tag:", v, NULL);
 }
 
+/* May the result of this Require line be negated?  "Require not ...", a line
+ * inside <RequireNone> (at any depth), and an <AuthzProviderAlias> (its uses
+ * are not seen here) all may: mod_authz_core turns a negated DENIED into
+ * NEUTRAL, so "denied for want of an answer" would let the siblings grant. */
+static int parse_negated(const cmd_parms *cmd)
+{
+    const ap_directive_t *d = cmd->directive;
+
+    if (!d) {
+        return 1;
+    }
+    if (!strcasecmp(d->directive, "Require") && d->args
+        && !strncasecmp(d->args, "not", 3) && apr_isspace(d->args[3])) {
+        return 1;
+    }
+    for (; d; d = d->parent) {
+        if (!strcasecmp(d->directive, "<RequireNone")
+            || !strcasecmp(d->directive, "<AuthzProviderAlias")) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static const char *parse(cmd_parms *cmd, const char *line, const void **parsed,
                          azt_req_kind kind)
 {
@@ -242,6 +267,7 @@ static const char *parse(cmd_parms *cmd, const char *line, const void **parsed,
                             : kind == REQ_CAP ? "capability name (example.com/cap/web)"
                             : "tag (tag:ci)");
     }
+    req->negated = parse_negated(cmd);
     if (cmd->context) {
         /* Tell the access checker this section needs an identity.  The
          * section has no config of ours yet unless one of our directives
@@ -252,6 +278,7 @@ static const char *parse(cmd_parms *cmd, const char *line, const void **parsed,
             ap_set_module_config(cmd->context, &authnz_tailscale_module, dc);
         }
         dc->uses_tailscale = 1;
+        dc->negates_tailscale |= req->negated;
     }
     *parsed = req;
     return NULL;
@@ -312,11 +339,18 @@ static authz_status check(request_rec *r, const void *parsed)
     int ok = 0;
 
     if (azt_lookup_unavailable(code)) {
-        /* Never success: 503 was chosen by the access checker in "error"
-         * mode; in "deny" mode the rule denies and others may decide. */
-        if (azt_conf_unavailable(azt_dir_conf_get(r)) == AZT_UNAVAILABLE_DENY) {
+        /* Never success, and never a DENIED that a negation could turn
+         * into consent: in "deny" mode a rule that is not negated denies
+         * and others may decide; anything else is an error (500; the
+         * access checker answers 503 first where it knows). */
+        if (!req->negated
+            && azt_conf_unavailable(azt_dir_conf_get(r)) == AZT_UNAVAILABLE_DENY) {
             return AUTHZ_DENIED;
         }
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "TS01022: Require %s%s: tailscaled could not say who %s is; "
+                      "the rule cannot be evaluated (error)", req->negated ? "(negated) " : "",
+                      kind_name(req->kind), peer_rule ? lk->peer_addr : lk->addr);
         return AUTHZ_GENERAL_ERROR;
     }
     if (code != TSL_OK || !id) {

@@ -62,6 +62,7 @@ void *azt_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     dc->unavailable = add->unavailable != AZT_UNAVAILABLE_UNSET ? add->unavailable
                                                                 : base->unavailable;
     dc->uses_tailscale = add->uses_tailscale || base->uses_tailscale;
+    dc->negates_tailscale = add->negates_tailscale || base->negates_tailscale;
     return dc;
 }
 

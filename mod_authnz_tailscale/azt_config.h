@@ -50,6 +50,7 @@ typedef struct {
     azt_tagged_user tagged_user;
     azt_unavailable unavailable;
     int uses_tailscale;             /* a Require line here names a tailscale provider */
+    int negates_tailscale;          /* ... and one is negated (not, <RequireNone>) */
 } azt_dir_conf;
 
 extern const command_rec azt_cmds[];
