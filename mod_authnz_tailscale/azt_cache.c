@@ -19,7 +19,7 @@ struct azt_entry {
     int dead;                         /* out of the map, waiting for refs 0 */
     tsl_code code;
     tsl_identity *id;
-    apr_time_t expires;
+    apr_time_t fetched;               /* when tailscaled gave the answer */
 };
 
 APR_RING_HEAD(azt_lru, azt_entry);
@@ -146,9 +146,9 @@ static void make_room(azt_cache *c)
 }
 
 azt_cache_outcome azt_cache_get(azt_cache *c, const char *key, apr_time_t now,
-                                apr_interval_time_t wait_max, apr_pool_t *p,
-                                tsl_code *code, tsl_identity **id,
-                                apr_time_t *expires)
+                                apr_interval_time_t wait_max, apr_interval_time_t ttl,
+                                apr_interval_time_t negative_ttl, apr_pool_t *p,
+                                tsl_code *code, tsl_identity **id, apr_time_t *fetched)
 {
     azt_entry *e;
     apr_time_t deadline = now + wait_max;
@@ -164,7 +164,7 @@ azt_cache_outcome azt_cache_get(azt_cache *c, const char *key, apr_time_t now,
             break;
         }
         if (!e->pending) {
-            if (e->expires > now) {
+            if (now < e->fetched + (e->code == TSL_OK ? ttl : negative_ttl)) {
                 *code = e->code;
                 *id = e->id;
                 if (e->id) {
@@ -172,8 +172,8 @@ azt_cache_outcome azt_cache_get(azt_cache *c, const char *key, apr_time_t now,
                     apr_pool_cleanup_register(p, e, entry_release,
                                               apr_pool_cleanup_null);
                 }
-                if (expires) {
-                    *expires = e->expires;
+                if (fetched) {
+                    *fetched = e->fetched;
                 }
                 entry_touch(c, e);
                 apr_thread_mutex_unlock(c->mutex);
@@ -211,7 +211,7 @@ azt_cache_outcome azt_cache_get(azt_cache *c, const char *key, apr_time_t now,
 }
 
 void azt_cache_put(azt_cache *c, const char *key, tsl_code code,
-                   const tsl_identity *id, apr_time_t expires)
+                   const tsl_identity *id, apr_time_t fetched)
 {
     azt_entry *e;
 
@@ -221,7 +221,7 @@ void azt_cache_put(azt_cache *c, const char *key, tsl_code code,
         e->pending = 0;
         e->code = code;
         e->id = id ? tsl_identity_copy(e->pool, id) : NULL;
-        e->expires = expires;
+        e->fetched = fetched;
     }
     apr_thread_cond_broadcast(c->cond);
     apr_thread_mutex_unlock(c->mutex);

@@ -18,7 +18,7 @@
 typedef struct azt_cache azt_cache;
 
 typedef enum {
-    AZT_CACHE_HIT,     /* *code (TSL_OK or TSL_ERR_NOT_FOUND) and *id filled */
+    AZT_CACHE_HIT,     /* *code (TSL_OK or TSL_ERR_NOT_FOUND), *id and *fetched filled */
     AZT_CACHE_MISS,    /* caller owns the lookup: must call put() or abandon() */
     AZT_CACHE_BYPASS   /* another thread's lookup did not finish in time: ask
                         * tailscaled yourself, without put()/abandon() */
@@ -28,18 +28,22 @@ typedef enum {
  * p; its memory goes when the last identity handed out is released. */
 azt_cache *azt_cache_create(apr_pool_t *p, int max_entries);
 
-/* Look key up at time now. On a hit *id is the cached identity, valid until
- * p is cleared or destroyed (never modify it), and *expires (if not NULL) is
- * the entry's expiry, so that references kept elsewhere expire with it. When
- * the key is being looked up by another thread, wait up to wait_max for it. */
+/* Look key up at time now. An entry counts only while it is younger than
+ * ttl (an identity) or negative_ttl (not a peer): the caller's timeouts, so
+ * each vhost's apply to every hit; an older one is dropped (a MISS). On a
+ * hit *id is the cached identity, valid until p is cleared or destroyed
+ * (never modify it), and *fetched when tailscaled gave it, so that copies
+ * kept elsewhere age with it. When the key is being looked up by another
+ * thread, wait up to wait_max for it. */
 azt_cache_outcome azt_cache_get(azt_cache *c, const char *key, apr_time_t now,
-                                apr_interval_time_t wait_max, apr_pool_t *p,
-                                tsl_code *code, tsl_identity **id,
-                                apr_time_t *expires);
+                                apr_interval_time_t wait_max, apr_interval_time_t ttl,
+                                apr_interval_time_t negative_ttl, apr_pool_t *p,
+                                tsl_code *code, tsl_identity **id, apr_time_t *fetched);
 
-/* Store the answer for a key obtained by a MISS (id NULL for NOT_FOUND). */
+/* Store the answer tailscaled gave at time fetched for a key obtained by a
+ * MISS (id NULL for NOT_FOUND). */
 void azt_cache_put(azt_cache *c, const char *key, tsl_code code,
-                   const tsl_identity *id, apr_time_t expires);
+                   const tsl_identity *id, apr_time_t fetched);
 
 /* Give up a MISS without an answer to store (tailscaled unavailable). */
 void azt_cache_abandon(azt_cache *c, const char *key);

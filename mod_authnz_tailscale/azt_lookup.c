@@ -45,7 +45,7 @@ typedef struct {
     const char *key;
     tsl_code code;
     tsl_identity *id;
-    apr_time_t expires;
+    apr_time_t fetched;         /* when tailscaled gave the answer */
     unsigned char sa_raw[16];   /* the socket peer's binary address, ... */
     int sa_len;                 /* ... its length (0: not from a socket) */
     int filled;                 /* has held an answer before */
@@ -113,14 +113,36 @@ static int socket_peer(conn_rec *c, apr_sockaddr_t **sa)
     return sock && apr_socket_addr_get(sa, APR_REMOTE, sock) == APR_SUCCESS;
 }
 
-static const char *cache_key(apr_pool_t *p, const azt_sock *sk, const char *ip, int port)
+/* What identifies the peer to tailscaled.  A tailnet address names one node
+ * whatever the port and for every connection: its answer may be kept in the
+ * process cache.  Anything else with a port (userspace networking proxies
+ * tailnet connections to 127.0.0.1:ephemeral) is an ip:port that tailscaled
+ * maps only while this connection lives: its answer stays in the
+ * connection's slot and nowhere else (a later connection reusing the port
+ * may be any local process).  The text is socket|ip[|port]; a further part
+ * (the connection's destination) would be appended the same way. */
+typedef struct {
+    const char *text;
+    int conn_only;
+} azt_peer_key;
+
+static azt_peer_key peer_key(apr_pool_t *p, const azt_sock *sk, const char *ip, int port)
 {
-    /* A tailnet address names one node whatever the port; anything else
-     * (userspace networking proxies to 127.0.0.1:ephemeral) needs the port. */
-    if (tsl_addr_is_tailnet(ip) || port == 0) {
-        return apr_pstrcat(p, sk->path, "|", ip, NULL);
-    }
-    return apr_psprintf(p, "%s|%s|%d", sk->path, ip, port);
+    azt_peer_key k;
+
+    k.conn_only = !tsl_addr_is_tailnet(ip) && port != 0;
+    k.text = k.conn_only ? apr_psprintf(p, "%s|%s|%d", sk->path, ip, port)
+                         : apr_pstrcat(p, sk->path, "|", ip, NULL);
+    return k;
+}
+
+/* The one rule for every remembered answer (connection slot and process
+ * cache): it serves a request only while younger than the serving vhost's
+ * timeout for its kind, whichever vhost asked tailscaled. */
+static int fresh(const azt_server_conf *sc, tsl_code code, apr_time_t fetched,
+                 apr_time_t now)
+{
+    return now < fetched + (code == TSL_OK ? azt_conf_ttl(sc) : azt_conf_negative_ttl(sc));
 }
 
 static void log_failure(request_rec *r, const azt_sock *sk, const char *addr,
@@ -161,6 +183,7 @@ static void log_failure(request_rec *r, const azt_sock *sk, const char *addr,
  * socket address, compared in binary so that nothing is formatted: the
  * common case of every request after a connection's first. */
 static const azt_conn_slot *slot_for_sockaddr(conn_rec *c, const azt_sock *sk,
+                                              const azt_server_conf *sc,
                                               const apr_sockaddr_t *sa, apr_time_t now)
 {
     const azt_conn_cache *cc = ap_get_module_config(c->conn_config,
@@ -171,7 +194,7 @@ static const azt_conn_slot *slot_for_sockaddr(conn_rec *c, const azt_sock *sk,
         return NULL;
     }
     cs = &cc->slot[SLOT_PEER];
-    if (cs->key && cs->expires > now && cs->sk == sk && cs->port == sa->port
+    if (cs->key && cs->sk == sk && cs->port == sa->port && fresh(sc, cs->code, cs->fetched, now)
         && cs->sa_len > 0 && cs->sa_len == sa->ipaddr_len
         && !memcmp(cs->sa_raw, sa->ipaddr_ptr, (size_t)cs->sa_len)) {
         return cs;
@@ -191,9 +214,9 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
     azt_stats *st = azt_stats_get();
     azt_conn_cache *cc = ap_get_module_config(c->conn_config, &authnz_tailscale_module);
     azt_conn_slot *cs;
-    const char *key;
+    azt_peer_key key;
     apr_time_t now = apr_time_now();
-    apr_time_t hit_expires = 0;   /* process cache hit: when that entry expires */
+    apr_time_t hit_fetched = 0;   /* process cache hit: when tailscaled gave it */
     azt_cache_outcome outcome;
     tsl_code code;
     tsl_result res;
@@ -210,7 +233,7 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
     cs = &cc->slot[slot];
     /* Fast path: a connection's peer does not change, so a live slot for the
      * same tailscaled and the same raw address answers without formatting. */
-    if (cs->key && cs->expires > now && cs->sk == sk && cs->port == port
+    if (cs->key && cs->sk == sk && cs->port == port && fresh(sc, cs->code, cs->fetched, now)
         && !strcmp(cs->raw_ip, ip)) {
         azt_stats_inc(&st->conn_hits);
         *addr = cs->addr;
@@ -225,8 +248,8 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
         return TSL_ERR_INVALID;
     }
     *addr = tsl_addr_format(r->pool, norm, port);
-    key = cache_key(r->pool, sk, norm, port);
-    if (cs->key && cs->expires > now && !strcmp(cs->key, key)) {
+    key = peer_key(r->pool, sk, norm, port);
+    if (cs->key && fresh(sc, cs->code, cs->fetched, now) && !strcmp(cs->key, key.text)) {
         azt_stats_inc(&st->conn_hits);
         *id = cs->id;
         return cs->code;
@@ -249,8 +272,9 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
         apr_pool_create(&cs->pool, c->pool);
         sp = cs->pool;
     }
-    outcome = azt_cache_get(cache, key, now, azt_conf_timeout(sc), sp, &code, id,
-                            &hit_expires);
+    outcome = key.conn_only ? AZT_CACHE_BYPASS
+              : azt_cache_get(cache, key.text, now, azt_conf_timeout(sc), azt_conf_ttl(sc),
+                              azt_conf_negative_ttl(sc), sp, &code, id, &hit_fetched);
     if (outcome == AZT_CACHE_HIT) {
         azt_stats_inc(&st->cache_hits);
         goto remember;
@@ -263,7 +287,7 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
         *error = apr_pstrdup(r->pool, sk->down_text);
         apr_thread_mutex_unlock(sk->mutex);
         if (outcome == AZT_CACHE_MISS) {
-            azt_cache_abandon(cache, key);
+            azt_cache_abandon(cache, key.text);
         }
         azt_stats_inc(&st->errors);
         return code;
@@ -273,11 +297,9 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
     azt_stats_inc(&st->whois_calls);
     code = tsl_whois(sk->client, r->pool, norm, port, id, &res);
     if (code == TSL_OK || code == TSL_ERR_NOT_FOUND) {
-        apr_interval_time_t ttl = code == TSL_OK ? azt_conf_ttl(sc) : azt_conf_negative_ttl(sc);
-
         azt_stats_inc(code == TSL_OK ? &st->identified : &st->not_found);
         if (outcome == AZT_CACHE_MISS) {
-            azt_cache_put(cache, key, code, *id, now + ttl);
+            azt_cache_put(cache, key.text, code, *id, now);
         }
         if (code == TSL_ERR_NOT_FOUND) {
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
@@ -289,7 +311,7 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
 
     /* No definite answer. */
     if (outcome == AZT_CACHE_MISS) {
-        azt_cache_abandon(cache, key);
+        azt_cache_abandon(cache, key.text);
     }
     *error = res.text;
     log_failure(r, sk, *addr, code, res.text);
@@ -307,12 +329,15 @@ remember:
         apr_interval_time_t ttl = code == TSL_OK ? azt_conf_ttl(sc) : azt_conf_negative_ttl(sc);
 
         if (ttl > 0) {
+            /* A copy of a cache entry ages with it (else a keep-alive
+             * connection could serve it for twice the timeout). */
+            cs->fetched = outcome == AZT_CACHE_HIT ? hit_fetched : now;
             cs->filled = 1;
             cs->sk = sk;
             cs->raw_ip = apr_pstrdup(sp, ip);
             cs->port = port;
             cs->addr = apr_pstrdup(sp, *addr);
-            cs->key = apr_pstrdup(sp, key);
+            cs->key = apr_pstrdup(sp, key.text);
             cs->code = code;
             cs->sa_len = 0;
             if (sa && sa->ipaddr_len > 0 && (size_t)sa->ipaddr_len <= sizeof(cs->sa_raw)) {
@@ -321,10 +346,6 @@ remember:
             }
             cs->id = !*id || outcome == AZT_CACHE_HIT ? *id     /* held for sp */
                      : tsl_identity_copy(sp, *id);
-            /* A connection never keeps an answer longer than tailscaled's
-             * answer is good for: a copy of a cache entry expires with it
-             * (else a keep-alive connection could serve it for 2x the TTL). */
-            cs->expires = outcome == AZT_CACHE_HIT && hit_expires ? hit_expires : now + ttl;
         }
     }
     return code;
@@ -398,7 +419,7 @@ const azt_lookup *azt_lookup_request(request_rec *r)
                       "TS01011: %s; no tailnet identity for this request", lk->error);
         return lk;
     }
-    if ((cs = slot_for_sockaddr(r->connection, sk, sa, apr_time_now()))) {
+    if ((cs = slot_for_sockaddr(r->connection, sk, sc, sa, apr_time_now()))) {
         azt_stats *st = azt_stats_get();
 
         azt_stats_inc(&st->lookups);

@@ -149,3 +149,75 @@ def test_connection_keeps_its_identity_when_the_cache_evicts_it(make_site):
         assert login == want_login[label.split()[0].rstrip(":")], steps
     # laptop, phone, juergen-pc, then laptop once more: its entry was evicted
     assert whois_calls(site.emulator) == 4
+
+
+# Two name-based vhosts on one port: the main server remembers for an hour,
+# zero.test not at all.  Revoking alice's grant must take effect at once on
+# zero.test, for new connections and on a keep-alive connection that asked
+# the main server first.
+VHOSTS = """
+AuthTailscaleCacheTimeout 1h
+Listen 100.100.0.1:@PORT2@
+<VirtualHost 100.100.0.1:@PORT2@>
+  ServerName long.test
+  AliasMatch "^/p/" "@DOCROOT@/secret.txt"
+  <Location /p/cap>
+    Require tailscale-cap example.com/cap/web
+  </Location>
+</VirtualHost>
+<VirtualHost 100.100.0.1:@PORT2@>
+  ServerName zero.test
+  AuthTailscaleCacheTimeout 0
+  AuthTailscaleNegativeCacheTimeout 0
+  AliasMatch "^/p/" "@DOCROOT@/secret.txt"
+  <Location /p/cap>
+    Require tailscale-cap example.com/cap/web
+  </Location>
+</VirtualHost>
+"""
+
+KEEPALIVE_TWO_HOSTS = r"""
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), source_address=(sys.argv[3], 0))
+def ask(host):
+    s.sendall(f"GET /p/cap HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    n = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+    while len(body) < n:
+        body += s.recv(65536)
+    return head.split(b" ")[1].decode() + " " + body.decode().strip()
+print(ask("long.test"), flush=True)
+sys.stdin.readline()
+print(ask("zero.test"), flush=True)
+"""
+
+
+def test_each_hit_honours_the_serving_vhosts_cache_timeout(make_site):
+    import subprocess
+    from lib import netns
+    site = make_site(VHOSTS)
+    port = site.httpd.extra_ports[0]
+    url = f"http://100.100.0.1:{port}/p/cap"
+    src = netns.CLIENTS["laptop"][0]
+    # Keep-alive: one connection, first long.test, then (after the revocation) zero.test.
+    p = subprocess.Popen(["ip", "netns", "exec", site.ns.ns, "/usr/bin/python3", "-c",
+                          KEEPALIVE_TWO_HOSTS, "100.100.0.1", str(port), src],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().split()[0] == "200"
+        assert site.ns.curl("laptop", url, "-H", "Host: long.test")[0] == 200
+        site.emulator.patch_node("laptop", cap_map={})
+        p.stdin.write("\n")
+        p.stdin.flush()
+        answer = p.stdout.readline()
+        assert answer.split()[0] == "403" and SECRET not in answer, answer
+    finally:
+        p.kill()
+        p.wait()
+    # New connections: the process cache holds alice's old answer for long.test.
+    for _ in range(4):
+        status, body, _ = site.ns.curl("laptop", url, "-H", "Host: zero.test")
+        assert status == 403 and SECRET not in body

@@ -34,3 +34,20 @@ def test_loopback_peer_is_looked_up_by_ip_and_port(make_httpd, emulator):
     assert status == 403 and "SECRET" not in body
     targets = [r["target"] for r in emulator.requests() if "whois" in r["target"]]
     assert any(f"127.0.0.1%3A{mapped}" in t for t in targets), targets
+
+
+def test_reused_local_port_does_not_inherit_an_identity(make_httpd, emulator):
+    # The mapping lives as long as tailscaled's proxied connection; a later
+    # connection from the same 127.0.0.1 port may be any local process.
+    h = make_httpd(CONF + "AuthTailscaleCacheTimeout 1h\n")
+    h.write_file("secret.txt", "SECRET\n")
+    port = free_local_port()
+    emulator.proxymap(f"127.0.0.1:{port}", "laptop")
+    status, _, body = rawhttp.request("127.0.0.1", h.port, "/p/alice", src="127.0.0.1",
+                                      sport=port)
+    assert status == 200 and "SECRET" in body
+    emulator.clear_proxymap(f"127.0.0.1:{port}")
+    for _ in range(6):
+        status, _, body = rawhttp.request("127.0.0.1", h.port, "/p/alice", src="127.0.0.1",
+                                          sport=port)
+        assert status == 403 and "SECRET" not in body
