@@ -14,6 +14,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lib.emulator import Emulator  # noqa: E402
 from lib.httpd import Httpd  # noqa: E402
 from lib import netns as netns_lib  # noqa: E402
+from lib import staging  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "other_user: runs something as another uid (www-data, nobody); "
+        "test/checkout/test_private_checkout.py runs these from a checkout below a 0700 directory")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def staging_area():
+    """The 0755 directory under /tmp with the copies of what tests run as
+    another user (lib/staging.py); removed when the session ends."""
+    yield staging.area()
+    staging.remove()
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ def env_of(body):
     return out
 
 
+@pytest.mark.other_user      # the CGI script runs as www-data
 @pytest.mark.parametrize("mpm", ["event", "prefork"])
 def test_cgi_sees_remote_user_and_identity(make_site, mpm):
     site = make_site(cgi_config(mpm) + """

@@ -23,7 +23,12 @@ from lib.emulator import Emulator, EmulatorError
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tailscaled_emu as emu_mod  # noqa: E402  (Go-compat helpers, unit-tested below)
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as www-data")
+
+def needs_root(test):
+    """Acts as www-data or nobody: needs root, and is marked other_user."""
+    skip = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as www-data")
+    return pytest.mark.other_user(skip(test))
+
 
 WEB1 = "web1.tail1234.ts.net"
 CERT = "/localapi/v0/cert/" + WEB1
@@ -886,6 +891,7 @@ def test_fault_count_limits_it_to_the_next_requests(emulator):
     assert emulator.fault_state()["mode"] == "none"
 
 
+@pytest.mark.other_user
 def test_faults_do_not_bypass_the_strict_checks(emulator):
     emulator.fault("http500")
     assert_go_error(whois(emulator, "100.64.0.2", host="localhost"), 403,

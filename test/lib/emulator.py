@@ -252,7 +252,9 @@ def _exchange_as(uid, socket_path, specs, timeout, check_closed):
         raise EmulatorError("requests as uid %d need root" % uid)
     job = {"socket": str(socket_path), "specs": specs, "timeout": timeout,
            "check_closed": check_closed}
-    p = subprocess.run([PYTHON, "-I", str(Path(__file__).resolve()), "--child"],
+    from . import staging   # the checkout may be unreadable for uid (below /root)
+    child = staging.stage(Path(__file__))
+    p = subprocess.run([PYTHON, "-I", str(child), "--child"],
                        input=json.dumps(job), capture_output=True, text=True, cwd="/",
                        user=uid, group=gid, extra_groups=[], timeout=timeout + 10)
     if p.returncode != 0:

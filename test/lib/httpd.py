@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import pki
+from . import pki, staging
 
 REPO = Path(__file__).resolve().parents[2]
 APACHE2 = shutil.which("apache2", path="/usr/sbin:/usr/bin") or "/usr/sbin/apache2"
@@ -183,7 +183,9 @@ class Httpd:
             seen.add(m)
             lines.append(f"LoadModule {m}_module {DEBIAN_MODULES}/mod_{m}.so")
         for m in self.our:
-            lines.append(f"LoadModule {m}_module {module_path(m)}")
+            # a copy every user can read: www-data children run it, and an
+            # httpd started as www-data loads it (the checkout may be in /root)
+            lines.append(f"LoadModule {m}_module {staging.stage(module_path(m))}")
         if "ssl" in self.modules:
             lines.append(f"Listen 127.0.0.1:{self.tls_port} https")
         lines += [

@@ -15,6 +15,8 @@ from .mdhelp import (DOMAIN, FAST, cert_requests, domain_status, helper_pid, md_
                      md_httpd,
                      wait_for, wait_real_cert)
 
+pytestmark = pytest.mark.other_user     # www-data children, httpd started as www-data
+
 
 def proc_uid(pid):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

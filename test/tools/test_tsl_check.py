@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from lib import staging
+
 ROOT = Path(__file__).resolve().parents[2]
 TSL_CHECK = Path(os.environ.get("TSL_CHECK", ROOT / "tools" / "tsl-check"))
 WWW_DATA = 33
@@ -21,10 +23,12 @@ pytestmark = pytest.mark.skipif(not TSL_CHECK.exists(),
 
 def run(emu_or_socket, *args, uid=None, timeout=60):
     sock = emu_or_socket if isinstance(emu_or_socket, str) else emu_or_socket.socket_path
-    cmd = [str(TSL_CHECK), "--socket", sock, *args]
-    kw = {}
+    exe, kw = TSL_CHECK, {}
     if uid is not None:
+        # a copy uid can run: the checkout may be unreadable for it (/root)
+        exe = staging.stage(TSL_CHECK)
         kw = dict(user=uid, group=uid, extra_groups=[], cwd="/")
+    cmd = [str(exe), "--socket", sock, *args]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
     return p.returncode, p.stdout, p.stderr
 
@@ -112,6 +116,7 @@ def test_cert_wrong_domain(emulator):
     assert 'invalid domain "other.tail1234.ts.net"; must be one of ["web1.tail1234.ts.net"]' in out
 
 
+@pytest.mark.other_user
 def test_cert_denied_as_www_data(emulator):
     rc, out, _ = run(emulator, "cert", "web1.tail1234.ts.net", uid=WWW_DATA)
     assert rc == 1
@@ -128,6 +133,7 @@ def test_check_as_root_issues_nothing(emulator):
     assert emulator.certs() == {}   # the permission probe does not issue
 
 
+@pytest.mark.other_user
 def test_check_denied_as_www_data(emulator):
     rc, out, _ = run(emulator, "check", "web1.tail1234.ts.net", uid=WWW_DATA)
     assert rc == 1
@@ -136,6 +142,7 @@ def test_check_denied_as_www_data(emulator):
     assert "TS_PERMIT_CERT_UID=www-data" in out
 
 
+@pytest.mark.other_user
 def test_check_permit_cert_uid(emulator):
     emulator.patch_tailnet({"permissions": {"permit_cert_uid": "www-data"}})
     rc, out, _ = run(emulator, "check", uid=WWW_DATA)
