@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO / "test"))
 from lib.emulator import Emulator  # noqa: E402
 from lib.httpd import Httpd  # noqa: E402
 from lib import netns as netns_lib  # noqa: E402
-from lib import rawhttp  # noqa: E402
+from lib import rawhttp, staging  # noqa: E402
 
 DOMAIN = "web1.tail1234.ts.net"
 
@@ -112,6 +112,7 @@ def main():
         sys.exit("build/demo must run as root (httpd, network namespaces).")
     base = Path(tempfile.mkdtemp(prefix="tsl-demo-"))
     os.chmod(base, 0o755)
+    staging.use(base / "staged")   # the modules as www-data can read them
     emu = Emulator()
     (base / "tailscaled").mkdir()
     ns = None

@@ -44,6 +44,7 @@ sys.path.insert(0, str(REPO / "test"))
 from lib.emulator import Emulator  # noqa: E402
 import lib.httpd  # noqa: E402
 from lib.httpd import Httpd, module_path  # noqa: E402
+from lib import staging  # noqa: E402
 from lib.netns import (SERVER_V4, TailnetNamespace, pick_subnet, subnet_addrs,  # noqa: E402
                        subnet_nets)
 
@@ -360,6 +361,7 @@ class Bench:
         self.a = args
         self.base = Path(tempfile.mkdtemp(prefix="tsl-bench-"))
         os.chmod(self.base, 0o755)
+        staging.use(self.base / "staged")   # the modules as www-data can read them
         self.emu = None
         self.ns = None
         self.httpd = None

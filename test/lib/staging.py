@@ -16,9 +16,10 @@ files 0755 when executable and 0644 otherwise.  A source that changed since
 it was copied is copied again.
 
 One area per process, made on first use.  The session fixture in
-test/conftest.py removes it when the session ends; scripts that use test/lib
-outside pytest (build/demo.py, build/valgrind-smoke, test/bench/run.py) have
-it removed at exit.
+test/conftest.py removes it when the session ends, and it is removed at exit
+in any case.  Scripts that use test/lib outside pytest (build/demo.py,
+build/valgrind-smoke, test/bench/run.py) stage into their own work directory
+with use(), so that what --keep keeps still finds its modules.
 """
 
 import atexit
@@ -46,8 +47,21 @@ def area():
     return _area
 
 
+def use(directory):
+    """Stage into directory (made 0755) from now on; its owner removes it."""
+    global _area, _owner_pid
+    remove()
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    os.chmod(d, 0o755)
+    _area, _owner_pid = d, None
+    _copied.clear()
+    return d
+
+
 def remove():
-    """Remove the staging directory (the next stage() makes a new one)."""
+    """Remove the staging directory that area() made (the next stage() makes
+    a new one); a directory given to use() is left to its owner."""
     global _area
     if _area is not None and os.getpid() == _owner_pid:
         shutil.rmtree(_area, ignore_errors=True)
