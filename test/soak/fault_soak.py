@@ -62,6 +62,7 @@ sys.path.insert(0, str(HERE.parent))
 from lib.emulator import Emulator, DEFAULT_TAILNET  # noqa: E402
 from lib.httpd import Httpd  # noqa: E402
 from lib import netns as netns_lib  # noqa: E402
+from lib import staging  # noqa: E402
 
 SECRET = "SOAK-PROTECTED-CONTENT"
 DOMAIN = "web1.tail1234.ts.net"
@@ -173,6 +174,7 @@ def main():
 
     work = Path(tempfile.mkdtemp(prefix="tsl-soak-"))
     os.chmod(work, 0o755)
+    staging.use(work / "staged")   # the modules as www-data can read them
     ns = netns_lib.TailnetNamespace()
     try:
         ns.create()
