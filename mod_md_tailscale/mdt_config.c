@@ -38,6 +38,7 @@ void *mdt_create_server(apr_pool_t *p, server_rec *s)
     c->startup_wait = MDT_UNSET;
     c->request_timeout = MDT_UNSET;
     c->auto_restart = MDT_UNSET;
+    c->auto_domains = MDT_UNSET;
     return c;
 }
 
@@ -256,6 +257,21 @@ static const char *add_names(apr_pool_t *p, mdt_domain *d, const char *args,
         }
     }
     return NULL;
+}
+
+const char *mdt_domain_add_names(apr_pool_t *p, mdt_domain *d, const char *args)
+{
+    return add_names(p, d, args, 0);
+}
+
+const char *mdt_domain_decide_request(apr_pool_t *p, mdt_domain *d)
+{
+    const char *err = decide_request(p, d);
+
+    if (!err) {
+        d->name = APR_ARRAY_IDX(d->names, 0, const char *);
+    }
+    return err;
 }
 
 static const char *names_str(apr_pool_t *p, const mdt_domain *d)
@@ -647,6 +663,17 @@ static const char *cmd_auto_restart(cmd_parms *cmd, void *dc, int flag)
     return NULL;
 }
 
+static const char *cmd_auto_domains(cmd_parms *cmd, void *dc, int flag)
+{
+    const char *err = check_global(cmd, "MDTailscaleAutoDomains");
+
+    if (err) {
+        return err;
+    }
+    cmd_config(cmd)->auto_domains = flag;
+    return NULL;
+}
+
 /* ---- check_config ------------------------------------------------------ */
 
 const char *mdt_config_finish(apr_pool_t *p, server_rec *s, mdt_config *c)
@@ -687,6 +714,18 @@ void mdt_config_log_summary(apr_pool_t *p, server_rec *s, const mdt_config *c)
         const mdt_domain *d = APR_ARRAY_IDX(c->domains, i, const mdt_domain *);
         mdt_window rw = mdt_domain_renew_window(c, d);
 
+        if (d->automatic) {
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "TS02082: %s: managed "
+                         "automatically (SSLEngine on, no SSLCertificateFile, in no "
+                         "MDomain; <VirtualHost> at %s:%d): certificate for %s from "
+                         "tailscaled at %s (%s), renew window %s, store %s (turn this "
+                         "off with MDTailscaleAutoDomains off)",
+                         apr_array_pstrcat(p, d->names, ' '), d->file, d->line,
+                         d->request, d->socket,
+                         d->socket_is_default ? "default socket" : "configured",
+                         mdt_window_str(p, &rw), mdt_config_store_dir(p, c));
+            continue;
+        }
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "TS02010: MDomain %s: "
                      "certificate for %s from tailscaled at %s (%s), renew window %s, "
                      "store %s", apr_array_pstrcat(p, d->names, ' '), d->request,
@@ -738,5 +777,8 @@ const command_rec mdt_cmds[] = {
         "First and maximum delay between retries after errors (default 5s 10mi)"),
     AP_INIT_FLAG("MDTailscaleAutoRestart", cmd_auto_restart, NULL, RSRC_CONF,
         "Gracefully restart httpd when a new certificate is stored (default on)"),
+    AP_INIT_FLAG("MDTailscaleAutoDomains", cmd_auto_domains, NULL, RSRC_CONF,
+        "Manage the certificate of SSL virtual hosts named *.ts.net that have "
+        "none and are in no MDomain (default on)"),
     { NULL }
 };

@@ -26,6 +26,7 @@ typedef struct mdt_domain {
     mdt_window warn_window;       /* unset: global, else 10% */
     const char *file;             /* where it was defined, for messages */
     int line;
+    int automatic;                /* from a ts.net <VirtualHost> (mdt_auto.c) */
 } mdt_domain;
 
 /* Global settings (the main server's module config; virtual hosts share
@@ -39,6 +40,7 @@ typedef struct mdt_config {
     apr_interval_time_t startup_wait;    /* -1 unset: 10s */
     apr_interval_time_t request_timeout; /* -1 unset: 120s */
     int auto_restart;                    /* -1 unset: on */
+    int auto_domains;                    /* -1 unset: on (MDTailscaleAutoDomains) */
     mdt_window renew_window;
     mdt_window warn_window;
     const char *global_protocol;  /* top-level MDCertificateProtocol */
@@ -64,6 +66,14 @@ apr_interval_time_t mdt_config_request_timeout(const mdt_config *c);
 int mdt_config_auto_restart(const mdt_config *c);
 mdt_window mdt_domain_renew_window(const mdt_config *c, const mdt_domain *d);
 mdt_window mdt_domain_warn_window(const mdt_config *c, const mdt_domain *d);
+
+/* Add the names in args (space separated) to d, normalized, without
+ * duplicates.  Returns an error text or NULL. */
+const char *mdt_domain_add_names(apr_pool_t *p, mdt_domain *d, const char *args);
+
+/* Decide what d asks tailscaled for (one name, or "x *.x" as one wildcard)
+ * and set d->name.  Returns an error text or NULL. */
+const char *mdt_domain_decide_request(apr_pool_t *p, mdt_domain *d);
 
 /* The domain managing host name h (exact, or covered by a "*." name). */
 const mdt_domain *mdt_config_find_domain(const mdt_config *c, const char *h);

@@ -122,6 +122,7 @@ json_t *mdt_state_to_json(apr_pool_t *p, const mdt_runtime *rt, const mdt_state 
     json_object_set_new(o, "name", json_string(d->name));
     json_object_set_new(o, "names", names);
     json_object_set_new(o, "request", json_string(d->request));
+    json_object_set_new(o, "automatic", json_boolean(d->automatic));
     json_object_set_new(o, "socket", json_string(d->socket ? d->socket : ""));
     json_object_set_new(o, "state", json_string(mdt_state_word(st, now)));
     json_object_set_new(o, "fallback", json_boolean(st->served_fallback));

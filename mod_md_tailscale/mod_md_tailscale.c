@@ -10,6 +10,7 @@
 #include <mpm_common.h>
 #include <mod_ssl.h>
 #include <mod_status.h>
+#include "mdt_auto.h"
 #include "mdt_claim.h"
 #include "mdt_config.h"
 #include "mdt_helper.h"
@@ -25,8 +26,12 @@ static int mdt_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
 static int mdt_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                             server_rec *s)
 {
-    const char *err = mdt_config_finish(pconf, s, mdt_config_get(s));
+    mdt_config *c = mdt_config_get(s);
+    const char *err = mdt_auto_add_domains(pconf, ap_conftree, c);
 
+    if (!err) {
+        err = mdt_config_finish(pconf, s, c);
+    }
     if (err) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "%s", err);
         return !OK;
