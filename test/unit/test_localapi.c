@@ -701,6 +701,9 @@ typedef struct fake_srv {
     int close_after;
     int drop_reused;    /* close a connection at its second request, unanswered */
     int reset;          /* close each new connection unread (ECONNRESET) */
+    int drop_all;       /* close every connection at its next request, unanswered */
+    int endless_ms;     /* after the answer, send body bytes until the peer goes,
+                           one 4 KiB block every endless_ms (0: as fast as it can) */
     /* observations */
     int accepts;
     int requests;
@@ -708,6 +711,8 @@ typedef struct fake_srv {
     pthread_t conns[64];
     int n_conns;
 } fake_srv;
+
+#define ENDLESS_OFF (-1)
 
 typedef struct conn_arg {
     fake_srv *s;
@@ -750,9 +755,17 @@ static void *conn_main(void *data)
         s->last_req[end - buf + 4] = '\0';
         pthread_mutex_unlock(&s->mu);
         have = 0;
-        if (s->drop_reused && served++ > 0) break;
+        if (s->drop_all || (s->drop_reused && served++ > 0)) break;
         if (s->delay_ms) usleep((useconds_t)s->delay_ms * 1000);
         if (s->resp_len && write(a->fd, s->resp, s->resp_len) < 0) break;
+        if (s->endless_ms != ENDLESS_OFF) {
+            char block[4096];
+            memset(block, 'x', sizeof(block));
+            while (!s->stop && write(a->fd, block, sizeof(block)) > 0) {
+                if (s->endless_ms) usleep((useconds_t)s->endless_ms * 1000);
+            }
+            break;
+        }
         if (s->close_after) break;
     }
     close(a->fd);
@@ -792,6 +805,7 @@ static void srv_start(fake_srv *s, const char *name, int do_listen)
     struct sockaddr_un sa;
 
     memset(s, 0, sizeof(*s));
+    s->endless_ms = ENDLESS_OFF;
     pthread_mutex_init(&s->mu, NULL);
     if (strlen(tmpdir) + strlen(name) + 2 > sizeof(s->path)) {
         fprintf(stderr, "socket path too long\n");
@@ -1006,6 +1020,15 @@ static void test_transport(void)
     TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_ERR_TRANSPORT
              && strcasestr(r.text, "reset"), "connection reset, named as such");
     s.reset = 0;
+    srv_script(&s, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n", 0, 1);
+    s.endless_ms = 0;
+    TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_ERR_TOO_LARGE && resp == NULL
+             && strstr(r.text, "65536"), "endless close-delimited body aborted at the limit");
+    srv_script(&s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n100000\r\n", 0, 1);
+    s.endless_ms = 50;
+    TU_CHECK(tsl_client_get(c, cp, "status", apr_time_from_msec(300), &resp, &r) == TSL_ERR_TIMEOUT
+             && strstr(r.text, "300 ms"), "a body that keeps trickling ends at the total timeout");
+    s.endless_ms = ENDLESS_OFF;
     srv_script(&s, "HTTP/1.1 429 Too Many Requests\r\nRetry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n"
                    "Content-Length: 0\r\n\r\n", 0, 0);
     TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_OK && resp->retry_after == 0,
@@ -1047,6 +1070,18 @@ static void test_transport(void)
                  && s.accepts - before == 2,
                  "kept connection closed by the daemon: GET sent again on a fresh connection");
         s.drop_reused = 0;
+        srv_script(&s, http_resp(200, "OK", NULL, "{}"), 0, 0);
+        TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_OK, "drop-all server: first request");
+        s.drop_all = 1;
+        before = s.accepts;
+        {
+            int reqs = s.requests;
+            TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_ERR_TRANSPORT
+                     && strstr(r.text, "without an answer") && s.accepts - before == 1
+                     && s.requests - reqs == 2,
+                     "kept connection closed, fresh one closed too: sent again once, not more");
+        }
+        s.drop_all = 0;
         srv_script(&s, http_resp(200, "OK", NULL, "{}"), 0, 1);
         TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_OK, "answer, then the daemon closes");
         usleep(50 * 1000);
