@@ -5,6 +5,7 @@
 #include <http_log.h>
 #include <http_request.h>
 #include <apr_hash.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
 
@@ -372,6 +373,74 @@ static int proxy_trusted(const azt_server_conf *sc, apr_sockaddr_t *sa,
     return 0;
 }
 
+#define AZT_HEADERS_KEY "authnz_tailscale:headers_in"
+
+int azt_lookup_post_read(request_rec *r)
+{
+    if (azt_server_conf_get(r->server)->proxies) {
+        apr_pool_userdata_setn(apr_table_copy(r->pool, r->headers_in), AZT_HEADERS_KEY,
+                               NULL, r->pool);
+    }
+    return DECLINED;
+}
+
+/* The last comma-separated entry of a forwarding header, normalised; NULL
+ * if it is not an IP address. */
+static const char *last_entry(apr_pool_t *p, const char *v)
+{
+    const char *comma = ap_strrchr_c(v, ',');
+    const char *b = comma ? comma + 1 : v, *e;
+
+    while (apr_isspace(*b)) {
+        b++;
+    }
+    for (e = b + strlen(b); e > b && apr_isspace(e[-1]); e--) {
+    }
+    return tsl_addr_normalize(p, apr_pstrmemdup(p, b, (apr_size_t)(e - b)));
+}
+
+/* The client a trusted proxy forwarded, as it came from exactly one hop:
+ * the source of a PROXY protocol preamble (the connection's client address
+ * mod_remoteip set), else the single entry the proxy added to the header
+ * mod_remoteip read: the last entry of the one header mod_remoteip rewrote
+ * or removed, whatever mod_remoteip then made of the entries before it
+ * (it walks every hop when it trusts them all).  NULL: the proxy forwarded
+ * no address, or which one cannot be told. */
+static const char *forwarded_client(request_rec *r, const char *peer)
+{
+    const char *cip = r->connection->client_ip
+                      ? tsl_addr_normalize(r->pool, r->connection->client_ip) : NULL;
+    const char *uip;
+    apr_table_t *before = NULL;
+    const apr_array_header_t *arr;
+    const apr_table_entry_t *te;
+    const char *found = NULL;
+    int i, changed = 0;
+
+    if (cip && strcmp(cip, peer) != 0) {
+        return cip;
+    }
+    uip = r->useragent_ip ? tsl_addr_normalize(r->pool, r->useragent_ip) : NULL;
+    if (!uip || !strcmp(uip, peer)) {
+        return NULL;
+    }
+    apr_pool_userdata_get((void **)&before, AZT_HEADERS_KEY, r->pool);
+    if (!before) {
+        return NULL;
+    }
+    arr = apr_table_elts(before);
+    te = (const apr_table_entry_t *)arr->elts;
+    for (i = 0; i < arr->nelts; i++) {
+        const char *now = apr_table_get(r->headers_in, te[i].key);
+
+        if (te[i].val && (!now || strcmp(now, te[i].val) != 0)) {
+            changed++;
+            found = last_entry(r->pool, te[i].val);
+        }
+    }
+    return changed == 1 ? found : NULL;
+}
+
 const azt_lookup *azt_lookup_get(request_rec *r)
 {
     request_rec *q;
@@ -448,21 +517,29 @@ const azt_lookup *azt_lookup_request(request_rec *r)
     lk->id = lk->peer_id;
     lk->addr = lk->peer_addr;
 
-    if (r->useragent_ip && proxy_trusted(sc, sa, lk)) {
-        const char *fwd = tsl_addr_normalize(r->pool, r->useragent_ip);
+    if (proxy_trusted(sc, sa, lk)) {
         const char *peer = tsl_addr_normalize(r->pool, peer_ip);
+        const char *fwd = peer ? forwarded_client(r, peer) : NULL;
 
-        if (fwd && peer && strcmp(fwd, peer) != 0) {
-            /* The proxy speaks for its client: the client's port belongs to
-             * another hop, so ask by IP only. */
-            lk->via_proxy = 1;
-            lk->code = ask(r, sk, SLOT_FORWARDED, NULL, fwd, 0, &lk->id, &lk->addr,
-                           &lk->error);
+        lk->via_proxy = 1;
+        if (!fwd) {
+            /* Never the proxy's own identity: the request has none. */
+            lk->code = TSL_ERR_NOT_FOUND;
+            lk->id = NULL;
+            lk->error = "the trusted proxy forwarded no client address from one hop";
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                          "TS01006: trusted proxy %s forwarded client %s: %s",
-                          lk->peer_addr, lk->addr,
-                          lk->code == TSL_OK ? lk->id->login_name : tsl_code_name(lk->code));
+                          "TS01012: trusted proxy %s: %s; the request has no tailnet "
+                          "identity", lk->peer_addr, lk->error);
+            return lk;
         }
+        /* The proxy speaks for its client: the client's port belongs to
+         * another hop, so ask by IP only. */
+        lk->code = ask(r, sk, SLOT_FORWARDED, NULL, fwd, 0, &lk->id, &lk->addr,
+                       &lk->error);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "TS01006: trusted proxy %s forwarded client %s: %s",
+                      lk->peer_addr, lk->addr,
+                      lk->code == TSL_OK ? lk->id->login_name : tsl_code_name(lk->code));
     }
     return lk;
 }

@@ -35,6 +35,11 @@ const azt_lookup *azt_lookup_get(request_rec *r);
 /* True if code means tailscaled could not give a definite answer. */
 int azt_lookup_unavailable(tsl_code code);
 
+/* post_read_request: keep the request headers as they arrived (only where
+ * a trusted proxy is configured) to tell which hop a forwarded client came
+ * from after mod_remoteip rewrote them. */
+int azt_lookup_post_read(request_rec *r);
+
 /* Create the per-process clients and cache (child_init). */
 void azt_lookup_child_init(apr_pool_t *pchild, server_rec *s);
 

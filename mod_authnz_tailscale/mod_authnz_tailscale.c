@@ -62,6 +62,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_child_init(azt_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* Before mod_remoteip and everything else reads headers. */
     ap_hook_post_read_request(azt_export_strip, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_post_read_request(azt_lookup_post_read, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_check_access(azt_access_check, NULL, NULL, APR_HOOK_FIRST,
                          AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_check_authn(azt_authn_check, NULL, NULL, APR_HOOK_MIDDLE,

@@ -97,3 +97,51 @@ def test_forged_identity_headers_are_removed(make_site):
               "Tailscale-App-Capabilities: {\"example.com/cap/web\":[{\"role\":\"admin\"}]}"]
     status, headers, body = site.raw("phone", "/p/user-alice", headers=forged)
     assert status == 403 and SECRET not in body
+
+
+# mod_remoteip without a proxy list trusts every hop of X-Forwarded-For; the
+# trusted edge only vouches for the one entry it added (the rightmost).
+XFF_EDGE = """
+Listen 100.100.0.1:@PORT3@
+<VirtualHost 100.100.0.1:@PORT3@>
+  RemoteIPHeader X-Forwarded-For
+  AuthTailscaleTrustedProxy tag:edge
+  AliasMatch "^/p/" "@DOCROOT@/secret.txt"
+  <Location /p/user-alice>
+    Require tailscale-user alice@example.com
+  </Location>
+  <Location /p/edge-node>
+    Require tailscale-node edge
+  </Location>
+  <Location /p/edge-peer>
+    Require tailscale-peer-node edge
+  </Location>
+</VirtualHost>
+"""
+
+
+def test_trusted_proxy_vouches_only_for_the_hop_it_added(make_site):
+    site = make_site(XFF_EDGE, modules=["remoteip"])
+    port = site.httpd.extra_ports[1]
+    status, _, body = site.raw("edge", "/p/user-alice", port=port,
+                               headers=[f"X-Forwarded-For: {ALICE}"])
+    assert status == 200 and SECRET in body
+    # A public client wrote alice's address in front of its own.
+    for xff in [f"{ALICE}, 198.51.100.7", f"{ALICE},198.51.100.7"]:
+        status, _, body = site.raw("edge", "/p/user-alice", port=port,
+                                   headers=[f"X-Forwarded-For: {xff}"])
+        assert status == 403 and SECRET not in body, xff
+    status, _, body = site.raw("edge", "/p/user-alice", port=port,
+                               headers=[f"X-Forwarded-For: {ALICE}",
+                                        "X-Forwarded-For: 198.51.100.7"])
+    assert status == 403 and SECRET not in body
+
+
+def test_trusted_proxy_forwarding_no_address_is_not_identified_as_itself(make_site):
+    site = make_site(XFF_EDGE, modules=["remoteip"])
+    port = site.httpd.extra_ports[1]
+    status, _, body = site.raw("edge", "/p/edge-node", port=port)
+    assert status == 403 and SECRET not in body
+    # Its own identity stays available to the tailscale-peer-* rules.
+    status, _, body = site.raw("edge", "/p/edge-peer", port=port)
+    assert status == 200 and SECRET in body
