@@ -7,19 +7,16 @@
 #include <apr_hash.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
-#include <apr_thread_mutex.h>
 
 #include "tsl.h"
 #include "azt_config.h"
 #include "azt_cache.h"
+#include "azt_breaker.h"
 #include "azt_stats.h"
 #include "azt_lookup.h"
 
 APLOG_USE_MODULE(authnz_tailscale);
 
-/* After tailscaled failed to answer, requests in the next second get the
- * same answer at once instead of each waiting for a timeout. */
-#define AZT_BREAKER_INTERVAL apr_time_from_sec(1)
 /* At most one error line per cause per minute (all processes together). */
 #define AZT_LOG_INTERVAL apr_time_from_sec(60)
 
@@ -27,10 +24,7 @@ APLOG_USE_MODULE(authnz_tailscale);
 typedef struct azt_sock {
     const char *path;
     tsl_client *client;
-    apr_thread_mutex_t *mutex;      /* guards down_* */
-    apr_time_t down_until;
-    tsl_code down_code;
-    char down_text[256];
+    azt_breaker *breaker;           /* open while tailscaled does not answer */
 } azt_sock;
 
 static apr_hash_t *socks;           /* path -> azt_sock, read-only after child_init */
@@ -90,7 +84,7 @@ void azt_lookup_child_init(apr_pool_t *pchild, server_rec *s)
         opts.max_response = 256 * 1024;     /* a whois answer is a few KiB */
         sk->path = path;
         sk->client = tsl_client_create(pchild, path, &opts);
-        apr_thread_mutex_create(&sk->mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
+        sk->breaker = azt_breaker_create(pchild);
         apr_hash_set(socks, path, APR_HASH_KEY_STRING, sk);
     }
     cache = azt_cache_create(pchild, max_entries);
@@ -219,6 +213,8 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
     apr_time_t now = apr_time_now();
     apr_time_t hit_fetched = 0;   /* process cache hit: when tailscaled gave it */
     azt_cache_outcome outcome;
+    azt_breaker_verdict verdict;
+    char down_text[256];
     tsl_code code;
     tsl_result res;
     const char *norm;
@@ -281,12 +277,11 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
         goto remember;
     }
 
-    /* A recent failure: answer at once rather than queue on a dead daemon. */
-    if (sk->down_until > now) {
-        apr_thread_mutex_lock(sk->mutex);
-        code = sk->down_code;
-        *error = apr_pstrdup(r->pool, sk->down_text);
-        apr_thread_mutex_unlock(sk->mutex);
+    /* tailscaled did not answer lately: answer at once rather than queue on
+     * a dead or hanging daemon, while one probe at a time asks again. */
+    verdict = azt_breaker_enter(sk->breaker, now, &code, down_text, sizeof(down_text));
+    if (verdict == AZT_BREAKER_FAIL) {
+        *error = apr_pstrdup(r->pool, down_text);
         if (outcome == AZT_CACHE_MISS) {
             azt_cache_abandon(cache, key.text);
         }
@@ -297,6 +292,8 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
     tsl_result_init(&res);
     azt_stats_inc(&st->whois_calls);
     code = tsl_whois(sk->client, r->pool, norm, port, id, &res);
+    azt_breaker_report(sk->breaker, verdict, !azt_lookup_unavailable(code), code, res.text,
+                       apr_time_now());
     if (code == TSL_OK || code == TSL_ERR_NOT_FOUND) {
         azt_stats_inc(code == TSL_OK ? &st->identified : &st->not_found);
         if (outcome == AZT_CACHE_MISS) {
@@ -316,13 +313,6 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
     }
     *error = res.text;
     log_failure(r, sk, *addr, code, res.text);
-    if (code != TSL_ERR_NOT_FOUND) {
-        apr_thread_mutex_lock(sk->mutex);
-        sk->down_code = code;
-        apr_cpystrn(sk->down_text, res.text, sizeof(sk->down_text));
-        sk->down_until = now + AZT_BREAKER_INTERVAL;
-        apr_thread_mutex_unlock(sk->mutex);
-    }
     return code;
 
 remember:

@@ -1,0 +1,69 @@
+/* mod_authnz_tailscale: circuit breaker (see azt_breaker.h). */
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+
+#include "azt_breaker.h"
+
+/* While open, a new probe starts at most this often (a dead socket fails
+ * in microseconds: no need to connect for every request). */
+#define AZT_BREAKER_PROBE_GAP apr_time_from_msec(200)
+
+struct azt_breaker {
+    apr_thread_mutex_t *mutex;
+    int open;
+    int probing;                /* a probe is under way */
+    apr_time_t last_probe;      /* when the last probe started */
+    tsl_code code;              /* the answer that opened it */
+    char text[256];
+};
+
+azt_breaker *azt_breaker_create(apr_pool_t *p)
+{
+    azt_breaker *b = apr_pcalloc(p, sizeof(*b));
+
+    apr_thread_mutex_create(&b->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+    return b;
+}
+
+azt_breaker_verdict azt_breaker_enter(azt_breaker *b, apr_time_t now, tsl_code *code,
+                                      char *text, apr_size_t size)
+{
+    azt_breaker_verdict v = AZT_BREAKER_ASK;
+
+    apr_thread_mutex_lock(b->mutex);
+    if (b->open) {
+        if (!b->probing && now - b->last_probe >= AZT_BREAKER_PROBE_GAP) {
+            b->probing = 1;
+            b->last_probe = now;
+            v = AZT_BREAKER_PROBE;
+        }
+        else {
+            *code = b->code;
+            apr_cpystrn(text, b->text, size);
+            v = AZT_BREAKER_FAIL;
+        }
+    }
+    apr_thread_mutex_unlock(b->mutex);
+    return v;
+}
+
+void azt_breaker_report(azt_breaker *b, azt_breaker_verdict v, int available,
+                        tsl_code code, const char *text, apr_time_t now)
+{
+    apr_thread_mutex_lock(b->mutex);
+    if (v == AZT_BREAKER_PROBE) {
+        b->probing = 0;
+    }
+    if (available) {
+        b->open = 0;
+    }
+    else {
+        if (!b->open) {
+            b->last_probe = now;    /* the failed lookup was the first probe */
+        }
+        b->open = 1;
+        b->code = code;
+        apr_cpystrn(b->text, text ? text : "", sizeof(b->text));
+    }
+    apr_thread_mutex_unlock(b->mutex);
+}

@@ -1,0 +1,90 @@
+"""A hanging tailscaled: once a lookup timed out, protected requests get 503
+at once while a single probe at a time asks whether it is back; nobody is
+let in, unprotected URLs are untouched, and service resumes by itself.
+Loopback clients from fresh ports stand in for new tailnet nodes (each is
+its own ip:port peer, asked afresh)."""
+
+import threading
+import time
+
+from lib import rawhttp
+from .test_cache import child_pids
+from .test_userspace import free_local_port
+
+TIMEOUT_MS = 700
+CONF = f"""
+AuthTailscaleURL @SOCKET@
+AuthTailscaleTimeout {TIMEOUT_MS}ms
+AuthTailscaleCacheTimeout 0
+AuthTailscaleNegativeCacheTimeout 0
+AliasMatch "^/p/" "@DOCROOT@/secret.txt"
+Alias /open "@DOCROOT@/open.txt"
+<Location /p/alice>
+  Require tailscale-user alice@example.com
+</Location>
+"""
+CLIENTS = 20
+SECONDS = 4
+
+
+def whois_calls(emulator):
+    return emulator.counters()["by_endpoint"].get("whois", 0)
+
+
+def test_hanging_tailscaled_is_answered_at_once_and_probed_one_at_a_time(make_httpd,
+                                                                          emulator):
+    h = make_httpd(CONF, mpm="event")
+    h.write_file("secret.txt", "SECRET\n")
+    h.write_file("open.txt", "OPEN\n")
+    emulator.fault("hang")
+    emulator.reset_counters()
+    results = {"protected": [], "open": []}
+    lock = threading.Lock()
+    stop = time.time() + SECONDS
+
+    def client(i):
+        while time.time() < stop:
+            path = "/open" if i % 5 == 0 else "/p/alice"
+            status, _, body = rawhttp.request("127.0.0.1", h.port, path, src="127.0.0.1",
+                                              timeout=10)
+            with lock:
+                results["open" if path == "/open" else "protected"].append(
+                    (status, "SECRET" in body))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    start = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.time() - start
+    calls = whois_calls(emulator)
+    protected, opened = results["protected"], results["open"]
+    print(f"hanging tailscaled, {CLIENTS} clients for {elapsed:.1f} s: "
+          f"{len(protected)} protected answers, {len(opened)} unprotected, {calls} whois")
+    assert protected and all(s == 503 and not secret for s, secret in protected)
+    assert opened and all(s == 200 for s, _ in opened)
+    # Each process asks once per probe, one probe at a time: beyond the first
+    # wave (every client before any lookup had failed), at most one whois per
+    # timeout per process.  Re-arming for everyone would ask for each client
+    # again and again.
+    procs = max(1, len(child_pids(h)))
+    bound = CLIENTS + procs * (int(elapsed * 1000 / TIMEOUT_MS) + 2)
+    assert calls <= bound, (calls, bound)
+
+    # Recovery: tailscaled answers again and a mapped peer gets in.
+    port = free_local_port()
+    emulator.proxymap(f"127.0.0.1:{port}", "laptop")
+    emulator.clear_fault()
+    back = time.time()
+    deadline = back + 15
+    while True:
+        status, _, body = rawhttp.request("127.0.0.1", h.port, "/p/alice", src="127.0.0.1",
+                                          sport=port, timeout=10)
+        if status == 200:
+            break
+        assert status == 503 and "SECRET" not in body
+        assert time.time() < deadline, "never recovered"
+        time.sleep(0.05)
+    print(f"served again {time.time() - back:.2f} s after tailscaled answered")
+    assert "SECRET" in body
