@@ -683,3 +683,66 @@ const char *tsl_identity_caps_filtered(apr_pool_t *p, const tsl_identity *id,
     }
     return apr_pstrcat(p, j, "}", NULL);
 }
+
+static int has_control(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+
+    for (; u && *u; u++) {
+        if (*u < 0x20 || *u == 0x7f) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static unsigned clean_field(const char **f, unsigned bit)
+{
+    if (*f && has_control(*f)) {
+        *f = "";
+        return bit;
+    }
+    return 0;
+}
+
+unsigned tsl_identity_clean(tsl_identity *id)
+{
+    unsigned dropped = 0;
+    int i, n = 0;
+
+    dropped |= clean_field(&id->login_name, TSL_FIELD_LOGIN);
+    dropped |= clean_field(&id->display_name, TSL_FIELD_DISPLAY_NAME);
+    dropped |= clean_field(&id->profile_pic_url, TSL_FIELD_PROFILE_PIC);
+    dropped |= clean_field(&id->node_name, TSL_FIELD_NODE_NAME);
+    dropped |= clean_field(&id->node_short, TSL_FIELD_NODE_SHORT);
+    dropped |= clean_field(&id->tailnet, TSL_FIELD_TAILNET);
+    dropped |= clean_field(&id->node_stable_id, TSL_FIELD_NODE_ID);
+    for (i = 0; id->tags && i < id->tags->nelts; i++) {
+        const char *t = APR_ARRAY_IDX(id->tags, i, const char *);
+        if (has_control(t)) {
+            dropped |= TSL_FIELD_TAGS;
+        }
+        else {
+            APR_ARRAY_IDX(id->tags, n++, const char *) = t;
+        }
+    }
+    if (id->tags) {
+        id->tags->nelts = n;
+    }
+    return dropped;
+}
+
+const char *tsl_identity_field_name(unsigned bit)
+{
+    switch (bit) {
+    case TSL_FIELD_LOGIN: return "UserProfile.LoginName";
+    case TSL_FIELD_DISPLAY_NAME: return "UserProfile.DisplayName";
+    case TSL_FIELD_PROFILE_PIC: return "UserProfile.ProfilePicURL";
+    case TSL_FIELD_NODE_NAME: return "Node.Name";
+    case TSL_FIELD_NODE_SHORT: return "Node.ComputedName";
+    case TSL_FIELD_TAILNET: return "Node.Name (tailnet)";
+    case TSL_FIELD_NODE_ID: return "Node.StableID";
+    case TSL_FIELD_TAGS: return "Node.Tags";
+    }
+    return "field";
+}

@@ -78,4 +78,23 @@ int tsl_identity_has_tag(const tsl_identity *id, const char *tag);
 const char *tsl_identity_caps_filtered(apr_pool_t *p, const tsl_identity *id,
                                        const apr_array_header_t *names);
 
+/* Fields tsl_identity_clean() dropped, as bits. */
+#define TSL_FIELD_LOGIN        0x01
+#define TSL_FIELD_DISPLAY_NAME 0x02
+#define TSL_FIELD_PROFILE_PIC  0x04
+#define TSL_FIELD_NODE_NAME    0x08
+#define TSL_FIELD_NODE_SHORT   0x10
+#define TSL_FIELD_TAILNET      0x20
+#define TSL_FIELD_NODE_ID      0x40
+#define TSL_FIELD_TAGS         0x80
+
+/* Drop every string field (and tag) holding a control character (C0 or
+ * DEL): it becomes "" (a tag is removed), so that nothing exported from the
+ * identity can split a header, an environment entry or a log line. Returns
+ * the TSL_FIELD_* bits of what was dropped (0: nothing). */
+unsigned tsl_identity_clean(tsl_identity *id);
+
+/* The whois JSON name of one TSL_FIELD_* bit, for messages. */
+const char *tsl_identity_field_name(unsigned bit);
+
 #endif

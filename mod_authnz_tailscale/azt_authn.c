@@ -93,6 +93,13 @@ int azt_authn_check(request_rec *r)
             return HTTP_UNAUTHORIZED;
         }
     }
+    else if (!*id->login_name) {
+        /* Dropped for a control character (TS01013): no user to name. */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "TS01014: AuthType tailscale: %s has no usable login name; 401",
+                      lk->addr);
+        return HTTP_UNAUTHORIZED;
+    }
     else {
         r->user = apr_pstrdup(r->pool, id->login_name);
     }

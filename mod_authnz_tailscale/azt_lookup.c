@@ -174,6 +174,27 @@ static void log_failure(request_rec *r, const azt_sock *sk, const char *addr,
     }
 }
 
+/* Before an answer is kept or used: a field holding a control character is
+ * dropped (tailscaled passes through what an identity provider or an admin
+ * set), with one warning per field and answer, so that no exported value -
+ * variable, note, header, r->user, log line - can carry one. */
+static void clean_identity(request_rec *r, const azt_sock *sk, const char *addr,
+                           tsl_identity *id)
+{
+    unsigned dropped = tsl_identity_clean(id), bit;
+
+    for (bit = 1; dropped && bit <= TSL_FIELD_TAGS; bit <<= 1) {
+        if (dropped & bit) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          "TS01013: tailscaled at %s: %s of %s (vhost %s) holds a control "
+                          "character; not used or exported. Fix it where it is set (identity "
+                          "provider, admin console, headscale).",
+                          sk->path, tsl_identity_field_name(bit), addr,
+                          r->server->server_hostname);
+        }
+    }
+}
+
 /* The connection's peer slot when it holds a live answer for exactly this
  * socket address, compared in binary so that nothing is formatted: the
  * common case of every request after a connection's first. */
@@ -294,6 +315,9 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
     code = tsl_whois(sk->client, r->pool, norm, port, id, &res);
     azt_breaker_report(sk->breaker, verdict, !azt_lookup_unavailable(code), code, res.text,
                        apr_time_now());
+    if (code == TSL_OK) {
+        clean_identity(r, sk, *addr, *id);
+    }
     if (code == TSL_OK || code == TSL_ERR_NOT_FOUND) {
         azt_stats_inc(code == TSL_OK ? &st->identified : &st->not_found);
         if (outcome == AZT_CACHE_MISS) {

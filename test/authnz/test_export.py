@@ -118,3 +118,42 @@ def test_forged_headers_never_reach_the_backend(make_site):
     env = env_of(body)
     assert status == 200
     assert not [k for k in env if k.startswith("HTTP_TAILSCALE")], env
+
+
+CONTROL_CONF = """
+AuthTailscaleURL @SOCKET@
+ScriptAlias /cgi-bin/ "@CGIBIN@/"
+ScriptSock @DIR@/run/cgid.sock
+<Location /cgi-bin/>
+  AuthType tailscale
+  Require valid-user
+  AuthTailscaleHeaders on
+</Location>
+"""
+
+
+def test_control_characters_in_identity_values_are_never_exported(make_httpd, emulator):
+    from lib import rawhttp
+    from .test_userspace import free_local_port
+    emulator.patch_tailnet({"users": {"alice@example.com": {
+        "display_name": "Alice\r\nX-Injected: 1",
+        "profile_pic_url": "https://example.com/a.png\r\nSet-Cookie: s=1"}}})
+    h = make_httpd(CONTROL_CONF, mpm="event", modules=["cgid"])
+    h.write_cgi("env.cgi", ENV_CGI)
+    port = free_local_port()
+    emulator.proxymap(f"127.0.0.1:{port}", "laptop")
+    status, _, body = rawhttp.request("127.0.0.1", h.port, "/cgi-bin/env.cgi",
+                                      src="127.0.0.1", sport=port)
+    assert status == 200, body
+    assert "X-Injected" not in body and "Set-Cookie" not in body and "\r" not in body
+    env = env_of(body)
+    assert env["REMOTE_USER"] == "alice@example.com"
+    assert env["TAILSCALE_USER_NAME"] == ""
+    assert env.get("TAILSCALE_USER_PROFILE_PIC", "") == ""
+    assert env["HTTP_TAILSCALE_USER_LOGIN"] == "alice@example.com"
+    assert env.get("HTTP_TAILSCALE_USER_PROFILE_PIC", "") == ""
+    log = h.error_log()
+    for field in ["UserProfile.DisplayName", "UserProfile.ProfilePicURL"]:
+        lines = [l for l in log.splitlines() if "TS01013" in l and field in l]
+        assert len(lines) == 1, (field, lines)
+    assert "X-Injected" not in log
