@@ -240,6 +240,11 @@ static const char *parse(cmd_parms *cmd, const char *line, const void **parsed,
             if (!strcmp(w, "tag:") || !*w) {
                 return apr_psprintf(cmd->pool, "Require %s: empty tag", kind_name(kind));
             }
+            if (!strncasecmp(w, "tag:", 4) && strncmp(w, "tag:", 4) != 0) {
+                return apr_psprintf(cmd->pool, "Require %s: '%s' would never match: tags "
+                                    "are spelt with a lower-case prefix, write 'tag:%s'",
+                                    kind_name(kind), w, w + 4);
+            }
             APR_ARRAY_PUSH(req->values, const char *) = tag_value(cmd->pool, w);
             break;
         case REQ_NODE:

@@ -21,6 +21,8 @@ BAD = [
     ("<Location />\nAuthTailscaleAcceptAppCaps a,b\n</Location>", "AuthTailscaleAcceptAppCaps"),
     ("<Location />\nRequire tailscale-user\n</Location>", "tailscale-user"),
     ("<Location />\nRequire tailscale-tag tag:\n</Location>", "tailscale-tag"),
+    ("<Location />\nRequire tailscale-tag Tag:ci\n</Location>", "write 'tag:ci'"),
+    ("<Location />\nRequire tailscale-peer-tag TAG:edge\n</Location>", "write 'tag:edge'"),
     ("<Location />\nRequire tailscale-cap role=admin\n</Location>", "tailscale-cap"),
     ("<Location />\nRequire tailscale-cap example.com/cap/web admin\n</Location>", "field=value"),
     ("<Location />\nRequire tailscale-node %{HTTP_HOST}\n</Location>", "tailscale-node"),
