@@ -414,12 +414,12 @@ static const char *last_entry(apr_pool_t *p, const char *v)
 }
 
 /* The client a trusted proxy forwarded, as it came from exactly one hop:
- * the source of a PROXY protocol preamble (the connection's client address
- * mod_remoteip set), else the single entry the proxy added to the header
- * mod_remoteip read: the last entry of the one header mod_remoteip rewrote
- * or removed, whatever mod_remoteip then made of the entries before it
- * (it walks every hop when it trusts them all).  NULL: the proxy forwarded
- * no address, or which one cannot be told. */
+ * the single entry the proxy added to the header mod_remoteip read - the
+ * last entry of the one header mod_remoteip rewrote or removed, whatever
+ * mod_remoteip then made of the entries before it (it walks every hop when
+ * it trusts them all) - else, with no header rewritten, the source of the
+ * PROXY protocol preamble mod_remoteip used.  NULL: the proxy forwarded no
+ * address, or which one cannot be told. */
 static const char *forwarded_client(request_rec *r, const char *peer)
 {
     const char *cip = r->connection->client_ip
@@ -452,7 +452,9 @@ static const char *forwarded_client(request_rec *r, const char *peer)
             found = last_entry(r->pool, te[i].val);
         }
     }
-    return changed == 1 ? found : NULL;
+    /* No header rewritten: mod_remoteip took the address from the PROXY
+     * preamble (it sets the request's client, not the connection's). */
+    return changed == 0 ? uip : changed == 1 ? found : NULL;
 }
 
 const azt_lookup *azt_lookup_get(request_rec *r)
