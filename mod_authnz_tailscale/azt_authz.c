@@ -49,6 +49,7 @@ typedef struct {
     const char *cap;               /* tailscale-cap: capability name */
     apr_array_header_t *conds;     /* tailscale-cap: of azt_cond, OR-ed */
     int negated;                   /* may be negated: an unknown answer is an error */
+    const char *shown;             /* the values as parsed, quoted, for log lines */
 } azt_require;
 
 static const char *kind_name(azt_req_kind k)
@@ -177,6 +178,66 @@ static int parse_negated(const cmd_parms *cmd)
     return 0;
 }
 
+/* Why a Require value is almost certainly not what its author meant, or NULL.
+ * Apache has no trailing comments, so "Require tailscale-user alice # not *"
+ * would otherwise add "#", "not" and "*" (everyone) as values; a comma or
+ * semicolon is a list separator from other software (values are separated by
+ * spaces); no login, node, tailnet, tag or capability holds a control
+ * character, and node names and tags are DNS labels. */
+static const char *value_problem(apr_pool_t *p, azt_req_kind kind, const char *w)
+{
+    const char *k = kind_name(kind);
+    const unsigned char *u;
+    apr_size_t n = strlen(w);
+
+    if (w[0] == '#') {
+        return apr_psprintf(p, "Require %s: '%s' looks like a comment, but Apache has no "
+                            "trailing comments ('#' starts a comment only at the beginning "
+                            "of a line), so it and every word after it would be values; "
+                            "move the comment to a line of its own", k, w);
+    }
+    for (u = (const unsigned char *)w; *u; u++) {
+        if (*u < 0x20 || *u == 0x7f) {
+            return apr_psprintf(p, "Require %s: a value holds a control character "
+                                "(byte 0x%02x); write it without", k, *u);
+        }
+    }
+    if (w[n - 1] == ',' || w[n - 1] == ';') {
+        return apr_psprintf(p, "Require %s: '%s' ends with '%c'; separate values with "
+                            "spaces only (Require %s a@example.com b@example.com)",
+                            k, w, w[n - 1], k);
+    }
+    if (ap_strchr_c(w, ',') || ap_strchr_c(w, ';')) {
+        return apr_psprintf(p, "Require %s: '%s' holds a '%c', which no %s contains; "
+                            "separate values with spaces only", k, w,
+                            ap_strchr_c(w, ',') ? ',' : ';',
+                            kind == REQ_USER ? "login" : kind == REQ_CAP ? "capability"
+                            : kind == REQ_TAILNET ? "tailnet" : kind == REQ_TAG
+                              || kind == REQ_PEER_TAG ? "tag" : "node name");
+    }
+    if ((kind == REQ_TAG || kind == REQ_PEER_TAG) && !strncasecmp(w, "tag:", 4)
+        && strncmp(w, "tag:", 4)) {
+        return apr_psprintf(p, "Require %s: '%s': tags are written with a lower-case "
+                            "'tag:' prefix, as in the tailnet policy (tag:%s)", k, w, w + 4);
+    }
+    if (kind == REQ_NODE || kind == REQ_PEER_NODE || kind == REQ_TAG
+        || kind == REQ_PEER_TAG) {
+        const char *v = (kind == REQ_TAG || kind == REQ_PEER_TAG)
+                        && !strncmp(w, "tag:", 4) ? w + 4 : w;
+        for (u = (const unsigned char *)v; *u; u++) {
+            if (!apr_isalnum(*u) && *u != '-' && *u != '.' && *u != '*' && *u != '?'
+                && *u != '[' && *u != ']' && *u != '_') {
+                return apr_psprintf(p, "Require %s: '%s' holds '%c', which no %s "
+                                    "contains (letters, digits, '-' and '.'; '*' and '?' "
+                                    "as wildcards)", k, w, *u,
+                                    kind == REQ_NODE || kind == REQ_PEER_NODE
+                                    ? "node name" : "tag");
+            }
+        }
+    }
+    return NULL;
+}
+
 static const char *parse(cmd_parms *cmd, const char *line, const void **parsed,
                          azt_req_kind kind)
 {
@@ -210,6 +271,15 @@ static const char *parse(cmd_parms *cmd, const char *line, const void **parsed,
                                 "Require %s: expressions are not supported in '%s'; "
                                 "write literal values", kind_name(kind), w);
         }
+        if (kind != REQ_CAP || !req->cap) {
+            /* capability conditions (field=value) hold JSON values: any text */
+            const char *why = value_problem(cmd->pool, kind, w);
+            if (why) {
+                return why;
+            }
+        }
+        req->shown = apr_pstrcat(cmd->pool, req->shown ? req->shown : "",
+                                 req->shown ? " '" : "'", w, "'", NULL);
         switch (kind) {
         case REQ_CAP:
             if (!req->cap) {
@@ -385,8 +455,8 @@ static authz_status check(request_rec *r, const void *parsed)
         break;
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                  "TS01021: Require %s: %s (node %s, login %s%s) %s",
-                  kind_name(req->kind), peer_rule ? lk->peer_addr : lk->addr,
+                  "TS01021: Require %s %s: %s (node %s, login %s%s) %s",
+                  kind_name(req->kind), req->shown, peer_rule ? lk->peer_addr : lk->addr,
                   id->node_name, id->login_name, id->is_tagged ? ", tagged" : "",
                   ok ? "granted" : "denied");
     return ok ? AUTHZ_GRANTED : AUTHZ_DENIED;

@@ -26,6 +26,26 @@ BAD = [
     ("<Location />\nRequire tailscale-cap role=admin\n</Location>", "tailscale-cap"),
     ("<Location />\nRequire tailscale-cap example.com/cap/web admin\n</Location>", "field=value"),
     ("<Location />\nRequire tailscale-node %{HTTP_HOST}\n</Location>", "tailscale-node"),
+    # Apache has no trailing comments: the comment's words would be values ("*": everyone)
+    ("<Location />\nRequire tailscale-user alice@example.com   # nobody else, not *\n</Location>",
+     "no trailing comments"),
+    ("<Location />\nRequire tailscale-tag tag:ci #machines\n</Location>", "no trailing comments"),
+    ("<Location />\nRequire tailscale-node laptop # by name\n</Location>", "no trailing comments"),
+    ("<Location />\nRequire tailscale-tailnet tail1234.ts.net # ours\n</Location>", "no trailing comments"),
+    ("<Location />\nRequire tailscale-peer-node edge # proxy\n</Location>", "no trailing comments"),
+    ("<Location />\nRequire tailscale-peer-tag tag:edge # proxy\n</Location>", "no trailing comments"),
+    ("<Location />\nRequire tailscale-cap # example.com/cap/web\n</Location>", "no trailing comments"),
+    ("<Location />\nRequire not tailscale-user mallory@example.com # never\n</Location>",
+     "no trailing comments"),
+    # list separators from other software
+    ("<Location />\nRequire tailscale-user alice@example.com, bob@example.com\n</Location>",
+     "ends with ','"),
+    ("<Location />\nRequire tailscale-user alice@example.com,bob@example.com\n</Location>",
+     "holds a ','"),
+    ("<Location />\nRequire tailscale-tag tag:ci; tag:build\n</Location>", "ends with ';'"),
+    ("<Location />\nRequire tailscale-node laptop/phone\n</Location>", "holds '/'"),
+    ("<Location />\nRequire tailscale-tag Tag:ci\n</Location>", "lower-case 'tag:'"),
+    ("<Location />\nRequire tailscale-user \"alice\tx\"\n</Location>", "control character"),
 ]
 
 
@@ -98,3 +118,24 @@ def test_lookups_use_host_local_tailscaled_sock(make_site):
             else {k.lower(): v for k, v in r["headers"]}
         assert hdrs.get("host") == "local-tailscaled.sock"
         assert "origin" not in hdrs and "referer" not in hdrs
+
+
+def test_denial_debug_line_shows_the_rule_as_parsed(make_site):
+    """A denied request's debug line quotes the rule's values as the module read
+    them, so a stray character in a value is visible in the log."""
+    site = make_site("LogLevel authnz_tailscale:debug")
+    assert site.get("phone", "/p/user-alice")[0] == 403
+    site.httpd.wait_for_log(r"TS01021: Require tailscale-user 'alice@example.com': .* denied")
+
+
+def test_quoted_values_and_globs_still_parse(make_httpd, tmp_dir):
+    h = make_httpd("""
+<Location />
+  Require tailscale-user "alice@example.com" *@example.com user@github
+  Require tailscale-node laptop phone.tail1234.ts.net. web-?
+  Require tailscale-tag tag:ci build tag:k8s-operator
+  Require tailscale-cap example.com/cap/web "note=a, b; c"
+</Location>
+""", start=False, socket_path=str(tmp_dir / "none.sock"))
+    rc, out = h.configtest()
+    assert rc == 0, out
