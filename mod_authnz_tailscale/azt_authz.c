@@ -215,15 +215,10 @@ static const char *value_problem(apr_pool_t *p, azt_req_kind kind, const char *w
                             : kind == REQ_TAILNET ? "tailnet" : kind == REQ_TAG
                               || kind == REQ_PEER_TAG ? "tag" : "node name");
     }
-    if ((kind == REQ_TAG || kind == REQ_PEER_TAG) && !strncasecmp(w, "tag:", 4)
-        && strncmp(w, "tag:", 4)) {
-        return apr_psprintf(p, "Require %s: '%s': tags are written with a lower-case "
-                            "'tag:' prefix, as in the tailnet policy (tag:%s)", k, w, w + 4);
-    }
     if (kind == REQ_NODE || kind == REQ_PEER_NODE || kind == REQ_TAG
         || kind == REQ_PEER_TAG) {
         const char *v = (kind == REQ_TAG || kind == REQ_PEER_TAG)
-                        && !strncmp(w, "tag:", 4) ? w + 4 : w;
+                        && !strncasecmp(w, "tag:", 4) ? w + 4 : w;
         for (u = (const unsigned char *)v; *u; u++) {
             if (!apr_isalnum(*u) && *u != '-' && *u != '.' && *u != '*' && *u != '?'
                 && *u != '[' && *u != ']' && *u != '_') {
