@@ -54,7 +54,7 @@ void mdt_error_classify(const tsl_result *res, mdt_error_info *o)
             "names or dates); the current certificate stays in use");
         return;
     case TSL_ERR_NOT_FOUND:
-        set(o, "TS02048", "no-cert-support",
+        set(o, "TS02084", "no-cert-support",
             "this tailscaled has no certificate support (404): use a tailscaled "
             "build with ACME support (not iOS/Android/js builds)");
         return;
@@ -74,7 +74,8 @@ void mdt_error_classify(const tsl_result *res, mdt_error_info *o)
     else if (!strncmp(t, "invalid domain", 14)) {
         set(o, "TS02045", "invalid-domain",
             "MDomain names must be among tailscaled's CertDomains (tailscale status "
-            "--json shows them); use this node's name, e.g. node.tailnet.ts.net");
+            "--json shows them): this node's name (node.tailnet.ts.net) or the name of a "
+            "Tailscale Service this node is approved to host (svc.tailnet.ts.net)");
     }
     else if (strstr(t, "no netmap")) {
         set(o, "TS02052", "no-netmap",

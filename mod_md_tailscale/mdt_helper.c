@@ -401,7 +401,7 @@ static void stop_helper(mdt_helper *h)
         }
     }
     h->running = 0;
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, h->s, "TS02070: certificate helper "
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, h->s, "TS02075: certificate helper "
                  "(pid %ld) stopped", (long)h->proc.pid);
 }
 
@@ -479,7 +479,7 @@ static apr_status_t spawn(mdt_helper *h)
 
     h->stopping = 0;
     if ((rv = make_stop_pipe(fds)) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, h->s, "TS02070: cannot start the "
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, h->s, "TS02076: cannot start the "
                      "certificate helper process (no pipe: check the open files "
                      "limit)");
         h->died = apr_time_now();
@@ -496,8 +496,9 @@ static apr_status_t spawn(mdt_helper *h)
     close(fds[0]);
     if (rv != APR_INPARENT) {
         close(fds[1]);
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, h->s, "TS02070: cannot start the "
-                     "certificate helper process");
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, h->s, "TS02077: cannot start the "
+                     "certificate helper process (fork failed: check the process "
+                     "limit)");
         h->died = apr_time_now();
         return rv;
     }
@@ -544,7 +545,7 @@ void mdt_helper_monitor(void)
         delay = RESPAWN_DELAY;
     }
     if (apr_time_now() - h->died >= delay) {
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, h->s, "TS02070: starting the "
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, h->s, "TS02078: starting the "
                      "certificate helper again");
         (void)spawn(h);
     }

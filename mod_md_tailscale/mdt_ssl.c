@@ -156,7 +156,7 @@ int mdt_ssl_after(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         }
     }
     if (mdt_helper_start(pconf, s, rt) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "TS02070: without the helper, "
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "TS02079: without the helper, "
                      "certificates are neither obtained nor renewed until the next "
                      "restart");
     }

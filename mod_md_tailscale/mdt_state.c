@@ -60,13 +60,29 @@ void mdt_state_set_cert(mdt_cert_info *ci, const tsl_cert_pair *pair, const char
     ci->not_after = pair->not_after;
 }
 
+/* apr_cpystrn that never cuts a UTF-8 character in two: a cut character
+ * would make the text invalid UTF-8, which the status JSON cannot hold. */
+static void copy_utf8(char *dst, const char *src, apr_size_t size)
+{
+    apr_size_t n = strlen(src);
+
+    if (n >= size) {
+        n = size - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80) {
+            --n;    /* src[n] continues a character: cut before its start */
+        }
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 void mdt_state_set_error(mdt_state *st, const char *id, const char *kind,
                          const char *text, const char *hint, int http_status)
 {
     apr_cpystrn(st->err_id, id ? id : "", sizeof(st->err_id));
     apr_cpystrn(st->err_kind, kind ? kind : "", sizeof(st->err_kind));
-    apr_cpystrn(st->err_text, text ? text : "", sizeof(st->err_text));
-    apr_cpystrn(st->err_hint, hint ? hint : "", sizeof(st->err_hint));
+    copy_utf8(st->err_text, text ? text : "", sizeof(st->err_text));
+    copy_utf8(st->err_hint, hint ? hint : "", sizeof(st->err_hint));
     st->err_status = http_status;
     st->err_at = apr_time_now();
 }
@@ -199,7 +215,7 @@ static void copy_str(json_t *o, const char *key, char *buf, apr_size_t size)
     json_t *v = json_object_get(o, key);
 
     if (json_is_string(v)) {
-        apr_cpystrn(buf, json_string_value(v), size);
+        copy_utf8(buf, json_string_value(v), size);
     }
 }
 

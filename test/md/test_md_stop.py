@@ -1,5 +1,5 @@
 """httpd stops with its certificate helper, in every way it can stop: the
-helper is told to end and reaped by httpd itself (TS02070 "stopped"), and no
+helper is told to end and reaped by httpd itself (TS02075 "stopped"), and no
 helper process is left behind.
 
 `-k stop` and graceful restarts are covered in test_md_helper.py; here are
@@ -33,7 +33,7 @@ def serving(h):
 
 
 def stopped_by_httpd(h, helper):
-    return re.search(rf"TS02070: certificate helper \(pid {helper}\) stopped",
+    return re.search(rf"TS02075: certificate helper \(pid {helper}\) stopped",
                      h.error_log())
 
 
