@@ -6,14 +6,66 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <grp.h>
 #include <apr_strings.h>
 #include <httpd.h>
 #include <http_log.h>
+#include <unixd.h>
 #include "mdt_events.h"
 
 APLOG_USE_MODULE(md_tailscale);
 
 #define CMD_TIMEOUT apr_time_from_sec(30)
+
+/* Close every descriptor above 2, however high (not just those below 1024). */
+static void close_from_3(void)
+{
+#if defined(__GLIBC__) \
+    && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    if (close_range(3, ~0U, 0) == 0) {
+        return;
+    }
+#endif
+    {
+        DIR *dir = opendir("/proc/self/fd");
+        struct dirent *e;
+        long max;
+        int fd;
+
+        if (dir) {
+            int self = dirfd(dir);
+            while ((e = readdir(dir))) {
+                fd = atoi(e->d_name);
+                if (fd > 2 && fd != self) {
+                    close(fd);
+                }
+            }
+            closedir(dir);
+            return;
+        }
+        max = sysconf(_SC_OPEN_MAX);
+        for (fd = 3; fd < (max > 0 ? max : 65536); ++fd) {
+            close(fd);
+        }
+    }
+}
+
+/* mod_md runs its event commands as the server's User (its watchdog lives
+ * in a child process), except "installed", which it sends from the parent
+ * at startup.  Do the same; 0 on success. */
+static int drop_privileges(const char *event)
+{
+    if (geteuid() != 0 || (event && !strcmp(event, "installed"))) {
+        return 0;
+    }
+    if (setgid(ap_unixd_config.group_id) != 0
+        || initgroups(ap_unixd_config.user_name, ap_unixd_config.group_id) != 0
+        || setuid(ap_unixd_config.user_id) != 0) {
+        return -1;
+    }
+    return geteuid() == 0 && ap_unixd_config.user_id != 0 ? -1 : 0;
+}
 
 static int run(server_rec *s, const mdt_runtime *rt, const mdt_state *st,
                const char *directive, const char *cmdline, const char *event,
@@ -55,8 +107,9 @@ static int run(server_rec *s, const mdt_runtime *rt, const mdt_state *st,
         if (fd >= 0) {
             dup2(fd, 0);
         }
-        for (fd = 3; fd < 1024; ++fd) {
-            close(fd);
+        close_from_3();
+        if (drop_privileges(event) != 0) {
+            _exit(126);     /* never run it with more rights than mod_md would */
         }
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);

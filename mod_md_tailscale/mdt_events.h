@@ -4,9 +4,12 @@
  *       event: renewed, installed, expiring, errored
  *   MDNotifyCmd prog [args]   ->  prog args <domain>   (when a certificate
  *                                                        was obtained)
- * Run by the helper process (so with the parent's rights) and waited for;
- * the environment has MD_STORE (the store directory), MD_DOMAIN and
- * MD_EVENT.  A non-zero exit is logged.
+ * Run by the helper process and waited for.  As in mod_md, a command runs
+ * as the server's User/Group, except for "installed" (root, as mod_md's
+ * post_config sends it); it inherits httpd's environment (as mod_md's
+ * commands do) plus MD_STORE (the store directory), MD_DOMAIN and MD_EVENT;
+ * stdin is /dev/null and every descriptor above 2 is closed.  A non-zero
+ * exit is logged.
  */
 #ifndef MDT_EVENTS_H
 #define MDT_EVENTS_H

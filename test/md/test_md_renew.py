@@ -238,8 +238,14 @@ echo "$(id -u) $MD_STORE $*" >> {out}
 
 def test_events(make_httpd, make_emulator, tmp_dir):
     """MDMessageCmd gets errored/expiring/renewed/installed with the domain,
-    MDNotifyCmd the domain when a certificate was obtained; run as root."""
-    out = tmp_dir / "events.txt"
+    MDNotifyCmd the domain when a certificate was obtained; as in mod_md,
+    only installed runs as root, everything else as the server's User."""
+    from lib.httpd import www_data_ids
+    www = str(www_data_ids()[0])
+    events_dir = tmp_dir / "events"
+    events_dir.mkdir()
+    os.chmod(events_dir, 0o1777)    # the commands write here as www-data
+    out = events_dir / "events.txt"
     msg = tmp_dir / "md-message"
     msg.write_text(EVENT_SCRIPT.format(out=out))
     msg.chmod(0o755)
@@ -264,13 +270,13 @@ MDNotifyCmd {notify}
             return []
     wait_for(lambda: ["0", store, "extra-arg", "installed", DOMAIN] in events(),
              what="installed")
-    assert ["0", store, "extra-arg", "renewed", DOMAIN] in events()
-    assert Path(str(out) + ".notify").read_text().split() == ["0", store, DOMAIN]
+    assert [www, store, "extra-arg", "renewed", DOMAIN] in events()
+    assert Path(str(out) + ".notify").read_text().split() == [www, store, DOMAIN]
     # renewal (due after 10 s) fails, then the warn window (after 15 s) is reached
     emu.fault("http500", endpoints=["cert"])
-    wait_for(lambda: ["0", store, "extra-arg", "errored", DOMAIN] in events(), timeout=20,
+    wait_for(lambda: [www, store, "extra-arg", "errored", DOMAIN] in events(), timeout=20,
              what="errored")
-    wait_for(lambda: ["0", store, "extra-arg", "expiring", DOMAIN] in events(), timeout=20,
+    wait_for(lambda: [www, store, "extra-arg", "expiring", DOMAIN] in events(), timeout=20,
              what="expiring")
     assert "TS02060" in h.error_log()
     errored = [e for e in events() if e[3] == "errored"]
