@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <apr_strings.h>
+#include "tsl_client.h"
 #include "tsl_result.h"
 
 void tsl_result_init(tsl_result *res)
@@ -61,7 +62,9 @@ const char *tsl_code_hint(tsl_code code)
     case TSL_ERR_INVALID:
         return "check the value given in the configuration or on the command line";
     case TSL_ERR_SOCKET_MISSING:
-        return "is tailscaled running? check the socket path (tailscale status)";
+        return "is tailscaled running (systemctl status tailscaled)? the path is "
+               "tailscaled's --socket flag, default " TSL_SOCKET_DEFAULT
+               ": ls -l it to see that it exists";
     case TSL_ERR_CONNECT:
         return "tailscaled does not accept connections on the socket: check that it "
                "is running and that this user may open the socket";

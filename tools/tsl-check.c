@@ -29,6 +29,7 @@ typedef struct ctx {
     apr_pool_t *p;
     const char *socket;
     double timeout;            /* seconds, 0 = client default */
+    const char *command;       /* status, whois, cert or check: picks the hints */
     tsl_client *client;
 } ctx;
 
@@ -152,6 +153,26 @@ static void denied_fix(ctx *c)
            "(/etc/default/tailscaled) and restart tailscaled\n", who);
 }
 
+/* The hint for a definite answer, for the command that got it: the core's
+ * hints speak of whois for a 404 and of certificates for other refusals. */
+static const char *command_hint(ctx *c, const tsl_result *r)
+{
+    int whois = strcmp(c->command, "whois") == 0;
+    int certs = strcmp(c->command, "cert") == 0 || strcmp(c->command, "check") == 0;
+
+    if (r->code == TSL_ERR_NOT_FOUND && !whois) {
+        return apr_psprintf(c->p, "the program on %s does not know this LocalAPI request "
+                            "(404): check that the socket is tailscaled's (not another "
+                            "program's) and that tailscaled is current (tailscale version)",
+                            c->socket);
+    }
+    if (r->code == TSL_ERR_HTTP && !certs) {
+        return "tailscaled refused the request: read its message and its log "
+               "(journalctl -u tailscaled)";
+    }
+    return tsl_code_hint(r->code);
+}
+
 static void report_error(ctx *c, const char *id, const char *what, const tsl_result *r)
 {
     printf("FAIL %s: %s: %s\n", id, what, r->text);
@@ -162,7 +183,7 @@ static void report_error(ctx *c, const char *id, const char *what, const tsl_res
         denied_fix(c);
     }
     else {
-        printf("     hint: %s\n", tsl_code_hint(r->code));
+        printf("     hint: %s\n", command_hint(c, r));
     }
 }
 
@@ -204,7 +225,7 @@ static int cmd_status(ctx *c)
     printf("version:         %s\n", st->version);
     printf("backend state:   %s\n", st->backend_state);
     printf("self:            %s\n", *st->self_dns_name ? st->self_dns_name : "(unknown)");
-    printf("tailnet:         %s\n", *st->tailnet_name ? st->tailnet_name : "(none)");
+    printf("tailnet name:    %s\n", *st->tailnet_name ? st->tailnet_name : "(none)");
     printf("MagicDNS suffix: %s\n", *st->magic_dns_suffix ? st->magic_dns_suffix : "(none)");
     printf("addresses:       %s\n", st->self_ips->nelts ? join(c->p, st->self_ips, " ") : "(none)");
     if (st->cert_domains->nelts) {
@@ -284,7 +305,7 @@ static int cmd_whois(ctx *c, int argc, char **argv)
     printf("short name:      %s\n", id->node_short);
     printf("node id:         %" APR_INT64_T_FMT " (stable %s)\n", id->node_id,
            *id->node_stable_id ? id->node_stable_id : "-");
-    printf("tailnet:         %s\n", *id->tailnet ? id->tailnet : "(withheld: shared-in node)");
+    printf("MagicDNS suffix: %s\n", *id->tailnet ? id->tailnet : "(withheld: shared-in node)");
     printf("tagged:          %s\n", id->is_tagged ? join(c->p, id->tags, " ") : "no");
     printf("shared-in:       %s\n", id->is_shared_in ? "yes" : "no");
     printf("addresses:       %s\n", id->addresses->nelts ? join(c->p, id->addresses, " ") : "(none)");
@@ -619,47 +640,79 @@ static int cmd_check(ctx *c, int argc, char **argv)
 
 /* ------------------------------------------------------------------ main */
 
+/* Options of a command that take a value: the global pass copies the value
+ * with the option, so a FILE named like a global option stays the command's. */
+static int is_command_option_with_value(const char *a)
+{
+    return strcmp(a, "--min-validity") == 0 || strcmp(a, "--out-key") == 0
+           || strcmp(a, "--out-chain") == 0;
+}
+
 int main(int argc, char **argv)
 {
     ctx c;
     tsl_result r;
     const char *spec = NULL;
-    int i, rc;
+    char **rest;
+    int i, n = 0, rc;
 
     memset(&c, 0, sizeof(c));
+    /* Global options may stand anywhere (before or after the command); the
+     * rest, in order, is the command and its own arguments. */
+    rest = calloc((size_t)argc + 1, sizeof(*rest));
+    if (!rest) {
+        fprintf(stderr, "TS03010: out of memory\n");
+        return EXIT_USAGE;
+    }
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "--socket") == 0 && i + 1 < argc) {
+        if (strcmp(a, "--socket") == 0 || strcmp(a, "--timeout") == 0) {
+            if (i + 1 >= argc) {
+                free(rest);
+                return usage_error("%s needs a value", a);
+            }
+        }
+        if (strcmp(a, "--socket") == 0) {
             spec = argv[++i];
         }
         else if (strncmp(a, "--socket=", 9) == 0) {
             spec = a + 9;
         }
-        else if ((strcmp(a, "--timeout") == 0 && i + 1 < argc) || strncmp(a, "--timeout=", 10) == 0) {
+        else if (strcmp(a, "--timeout") == 0 || strncmp(a, "--timeout=", 10) == 0) {
             const char *v = a[9] == '=' ? a + 10 : argv[++i];
             char *end;
             c.timeout = strtod(v, &end);
             if (!*v || *end || c.timeout <= 0) {
+                free(rest);
                 return usage_error("bad --timeout (seconds > 0): %s", v);
             }
         }
         else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            free(rest);
             usage(stdout);
             return EXIT_OK;
         }
         else if (strcmp(a, "--version") == 0) {
+            free(rest);
             printf("tsl-check %s\n", TSL_VERSION);
             return EXIT_OK;
         }
-        else if (a[0] == '-') {
-            return usage_error("unknown or incomplete option: %s", a);
+        else if (is_command_option_with_value(a) && i + 1 < argc) {
+            rest[n++] = argv[i++];
+            rest[n++] = argv[i];
         }
         else {
-            break;
+            rest[n++] = argv[i];
         }
     }
-    if (i >= argc) {
+    if (n == 0) {
+        free(rest);
         return usage_error("no command given");
+    }
+    if (rest[0][0] == '-') {
+        rc = usage_error("unknown or incomplete option: %s", rest[0]);
+        free(rest);
+        return rc;
     }
 
     apr_initialize();
@@ -668,7 +721,9 @@ int main(int argc, char **argv)
     if (spec) {
         if (tsl_socket_parse(c.p, spec, &c.socket, &r) != TSL_OK) {
             fprintf(stderr, "TS03010: %s\n", r.text);
+            apr_pool_destroy(c.p);
             apr_terminate();
+            free(rest);
             return EXIT_USAGE;
         }
     }
@@ -676,23 +731,34 @@ int main(int argc, char **argv)
         c.socket = tsl_socket_default();
     }
 
-    if (strcmp(argv[i], "status") == 0 && argc - i == 1) {
-        rc = cmd_status(&c);
+    c.command = rest[0];
+    for (i = 1; i < n; i++) {
+        if (rest[i][0] == '-' && rest[i][1] && strcmp(rest[0], "cert") != 0) {
+            break;              /* cert names its own unknown options */
+        }
     }
-    else if (strcmp(argv[i], "whois") == 0) {
-        rc = cmd_whois(&c, argc - i - 1, argv + i + 1);
+    if (i < n) {
+        rc = usage_error("unknown or incomplete option for %s: %s", rest[0], rest[i]);
     }
-    else if (strcmp(argv[i], "cert") == 0) {
-        rc = cmd_cert(&c, argc - i - 1, argv + i + 1);
+    else if (strcmp(rest[0], "status") == 0) {
+        rc = n == 1 ? cmd_status(&c)
+                    : usage_error("status takes no arguments, got: %s", rest[1]);
     }
-    else if (strcmp(argv[i], "check") == 0) {
-        rc = cmd_check(&c, argc - i - 1, argv + i + 1);
+    else if (strcmp(rest[0], "whois") == 0) {
+        rc = cmd_whois(&c, n - 1, rest + 1);
+    }
+    else if (strcmp(rest[0], "cert") == 0) {
+        rc = cmd_cert(&c, n - 1, rest + 1);
+    }
+    else if (strcmp(rest[0], "check") == 0) {
+        rc = cmd_check(&c, n - 1, rest + 1);
     }
     else {
-        rc = usage_error("unknown command or extra arguments: %s", argv[i]);
+        rc = usage_error("unknown command: %s", rest[0]);
     }
     fflush(stdout);
     apr_pool_destroy(c.p);
     apr_terminate();
+    free(rest);
     return rc;
 }

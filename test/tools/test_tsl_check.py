@@ -38,7 +38,7 @@ def test_status(emulator):
     assert rc == 0, out + err
     assert "backend state:   Running" in out
     assert "self:            web1.tail1234.ts.net\n" in out
-    assert "tailnet:         example.com" in out
+    assert "tailnet name:    example.com" in out
     assert 'cert domains:    ["web1.tail1234.ts.net"]' in out
     assert "version:         1.102.3" in out
 
@@ -196,3 +196,112 @@ def test_usage_errors(emulator):
     assert run(emulator, "cert")[0] == 2
     rc, _, err = run("relative.sock", "status")
     assert rc == 2 and "file://localhost/" in err
+
+
+def test_whois_labels_magicdns_suffix_not_tailnet(emulator):
+    # status's "tailnet name" is CurrentTailnet.Name; whois knows only the suffix
+    rc, out, _ = run(emulator, "whois", "100.101.102.103")
+    assert rc == 0
+    assert "MagicDNS suffix: tail1234.ts.net\n" in out
+    assert "tailnet:" not in out
+
+
+def run_bare(*args, timeout=60):
+    """tsl-check with exactly these arguments (no --socket put first)."""
+    p = subprocess.run([str(TSL_CHECK), *args], capture_output=True, text=True,
+                       timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_options_after_the_command(emulator):
+    sock = emulator.socket_path
+    rc, out, err = run_bare("status", "--socket", sock)
+    assert rc == 0, out + err
+    assert "socket:          %s\n" % sock in out
+    rc, out, err = run_bare("whois", "100.101.102.103:443", "--socket=" + sock,
+                            "--timeout", "5")
+    assert rc == 0 and "login:           alice@example.com" in out, out + err
+    rc, out, err = run_bare("check", "--socket", sock, "web1.tail1234.ts.net")
+    assert rc == 0 and "all checks passed" in out, out + err
+
+
+def test_cert_options_and_global_options_mixed(emulator, tmp_dir):
+    key = tmp_dir / "k.pem"
+    rc, out, err = run_bare("cert", "--out-key", str(key), "--socket", emulator.socket_path,
+                            "web1.tail1234.ts.net", "--timeout", "60")
+    assert rc == 0, out + err
+    assert key.read_text().startswith("-----BEGIN")
+
+
+def test_misplaced_or_unknown_option_is_named(emulator):
+    rc, out, err = run(emulator, "status", "--verbose")
+    assert rc == 2 and "TS03010" in err and "--verbose" in err, err
+    assert "unknown command" not in err
+    rc, _, err = run(emulator, "whois", "-x", "100.101.102.103")
+    assert rc == 2 and "-x" in err
+    rc, _, err = run(emulator, "status", "extra")
+    assert rc == 2 and "status takes no arguments" in err and "extra" in err
+    rc, _, err = run_bare("status", "--socket")
+    assert rc == 2 and "--socket needs a value" in err
+
+
+@pytest.fixture
+def not_found_socket(tmp_dir):
+    """A unix socket whose server answers every request 404, like a program
+    that is not tailscaled (or one without the endpoint)."""
+    import socket
+    import threading
+    path = str(tmp_dir / "other.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(8)
+    stop = threading.Event()
+
+    def serve():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                body = b"404 page not found\n"
+                conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; "
+                             b"charset=utf-8\r\nContent-Length: %d\r\nConnection: close"
+                             b"\r\n\r\n%s" % (len(body), body))
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield path
+    stop.set()
+    t.join(5)
+    srv.close()
+    os.unlink(path)
+
+
+def test_status_404_gets_a_status_hint_not_the_whois_hint(not_found_socket):
+    rc, out, _ = run(not_found_socket, "status")
+    assert rc == 1 and "FAIL TS03030" in out, out
+    assert "not a node of this tailnet" not in out
+    assert "hint:" in out and "socket is tailscaled's" in out and not_found_socket in out
+
+
+def test_check_and_cert_404_get_their_own_hint(not_found_socket):
+    rc, out, _ = run(not_found_socket, "check")
+    assert rc != 0 and "FAIL TS03003" in out, out
+    assert "not a node of this tailnet" not in out
+    rc, out, _ = run(not_found_socket, "cert", "web1.tail1234.ts.net")
+    assert rc == 1 and "FAIL TS03020" in out, out
+    assert "not a node of this tailnet" not in out and "socket is tailscaled's" in out
+
+
+def test_whois_404_keeps_the_whois_message(not_found_socket):
+    rc, out, _ = run(not_found_socket, "whois", "100.101.102.103")
+    assert rc == 1 and "TS03011" in out and "not a node of this tailnet" in out

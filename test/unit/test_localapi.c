@@ -52,6 +52,11 @@ static void test_result(void)
     TU_CHECK(c > TSL_ERR_CERT, "every code has a hint");
     TU_CHECK(strstr(tsl_code_hint(TSL_ERR_SOCKET_MISSING), "is tailscaled running?") != NULL,
              "socket-missing hint asks whether tailscaled runs");
+    TU_CHECK(strstr(tsl_code_hint(TSL_ERR_SOCKET_MISSING), "tailscale status") == NULL
+             && strstr(tsl_code_hint(TSL_ERR_SOCKET_MISSING), "--socket flag") != NULL
+             && strstr(tsl_code_hint(TSL_ERR_SOCKET_MISSING), TSL_SOCKET_DEFAULT) != NULL,
+             "socket-missing hint names tailscaled's --socket flag and the default path, "
+             "not tailscale status (which does not show the path)");
     TU_CHECK(strstr(tsl_code_hint(TSL_ERR_DENIED), "TS_PERMIT_CERT_UID") != NULL
              && strstr(tsl_code_hint(TSL_ERR_DENIED), "--operator=USER") != NULL,
              "denied hint names operator and TS_PERMIT_CERT_UID");
