@@ -55,6 +55,9 @@ BACKUP_ROOTS = ["/etc/apache2", "/var/lib/apache2", "/var/log/apache2",
                 "/var/cache/apache2", "/run/apache2", "/run/lock/apache2",
                 "/run/tailscale"]
 POLICY_RC_D = "/usr/sbin/policy-rc.d"
+# a2dismod leaves a marker here; a package's postinst then leaves the module off.
+DISABLED_BY_ADMIN = "/var/lib/apache2/module/disabled_by_admin"
+ERROR_LOG = "/var/log/apache2/error.log"
 # Checked before building; after it, every file in the .debs is checked.
 KNOWN_FILES = ["/usr/lib/apache2/modules/mod_authnz_tailscale.so",
                "/usr/lib/apache2/modules/mod_md_tailscale.so",
@@ -175,6 +178,24 @@ def package_paths(debs):
     return sorted(paths)
 
 
+def admin_disabled_markers(state_dir=None):
+    """The modules of our packages that an earlier a2dismod marked disabled_by_admin."""
+    state_dir = state_dir or DISABLED_BY_ADMIN
+    return [m for m in ("authnz_tailscale", "md_tailscale") if os.path.lexists(os.path.join(state_dir, m))]
+
+
+def admin_disabled_explanation(markers, state_dir=None):
+    """Why leftover disabled_by_admin markers stop this test, and how to clear them."""
+    state_dir = state_dir or DISABLED_BY_ADMIN
+    paths = " ".join(os.path.join(state_dir, m) for m in markers)
+    return ("%s exists: an earlier 'a2dismod %s' (for example after make install) "
+            "recorded that the administrator turned the module off, so a package's "
+            "postinst rightly leaves it off and this test cannot check that installing "
+            "the package enables authnz_tailscale. If that is no longer wanted, clear the "
+            "marker: rm %s (a2enmod also removes it, but enables the module; a later "
+            "a2dismod writes it again)" % (paths, " ".join(markers), paths))
+
+
 def preflight(need_build):
     if os.geteuid() != 0:
         raise Skip("needs root: it installs packages into the system apache2 and "
@@ -213,6 +234,9 @@ def preflight(need_build):
     if os.path.lexists(SOCKET):
         raise Skip("%s exists: a tailscaled (or another emulator) is using the default "
                    "socket, which this test's emulator needs" % SOCKET)
+    markers = admin_disabled_markers()
+    if markers:
+        raise Skip(admin_disabled_explanation(markers))
     check_no_foreign_files(KNOWN_FILES)
     if os.path.lexists(SITE_FILE):
         raise Skip("%s exists, probably left by an interrupted run: check it and remove "
@@ -445,18 +469,33 @@ class SystemApache:
         self.started = False
 
 
-def error_log_tail(n=40):
-    try:
-        return "".join(open("/var/log/apache2/error.log", errors="replace").readlines()[-n:])
-    except OSError as e:
-        return str(e)
+# Where this run's lines start in the error log: lines of earlier runs must
+# not satisfy (or fail) its checks.  Set by remember_error_log_start().
+ERROR_LOG_START = 0
 
 
-def error_log():
+def remember_error_log_start(path=ERROR_LOG):
+    global ERROR_LOG_START
     try:
-        return open("/var/log/apache2/error.log", errors="replace").read()
+        ERROR_LOG_START = os.path.getsize(path)
+    except OSError:
+        ERROR_LOG_START = 0
+
+
+def error_log(path=ERROR_LOG, start=None):
+    """The error log's text from this run's start (all of it if it was truncated)."""
+    start = ERROR_LOG_START if start is None else start
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size >= start:
+                f.seek(start)
+            return f.read().decode(errors="replace")
     except OSError:
         return ""
+
+
+def error_log_tail(n=40):
+    return "".join(error_log().splitlines(keepends=True)[-n:]) or "(no error.log lines from this run)"
 
 
 def request(port, path, node=None, emu=None, tls=None):
@@ -574,6 +613,7 @@ def system_test(debs, workdir, save_log=None):
     apache = SystemApache()
     dpkg_log = Path(workdir) / "dpkg.log"
     installed = False
+    remember_error_log_start()
     try:
         run(["dpkg", "-i"] + debs, log=dpkg_log)
         installed = True
