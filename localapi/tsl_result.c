@@ -62,9 +62,9 @@ const char *tsl_code_hint(tsl_code code)
     case TSL_ERR_INVALID:
         return "check the value given in the configuration or on the command line";
     case TSL_ERR_SOCKET_MISSING:
-        return "is tailscaled running (systemctl status tailscaled)? the path is "
-               "tailscaled's --socket flag, default " TSL_SOCKET_DEFAULT
-               ": ls -l it to see that it exists";
+        return "is tailscaled running? (systemctl status tailscaled); the socket is "
+               "the path given to tailscaled's --socket flag, default "
+               TSL_SOCKET_DEFAULT ": ls -l it to check that it exists";
     case TSL_ERR_CONNECT:
         return "tailscaled does not accept connections on the socket: check that it "
                "is running and that this user may open the socket";
