@@ -298,10 +298,10 @@ static const char *socket_check(cmd_parms *cmd, const char *spec)
 
     tsl_result_init(&res);
     if (tsl_socket_parse(cmd->pool, spec, &path, &res) != TSL_OK) {
-        return apr_psprintf(cmd->pool, "MDCertificateAuthority '%s': %s (with "
-                            "MDCertificateProtocol tailscale, give tailscaled's "
-                            "socket as /path/to/tailscaled.sock, "
-                            "file://localhost/path or file:///path)", spec, res.text);
+        /* res.text already lists the accepted forms: say them once */
+        return apr_psprintf(cmd->pool, "MDCertificateAuthority '%s' (with "
+                            "MDCertificateProtocol tailscale, tailscaled's socket): %s",
+                            spec, res.text);
     }
     return NULL;
 }

@@ -148,3 +148,10 @@ def test_explicit_section_name(make_httpd, emulator):
     rc, out = configtest(make_httpd, conf)
     assert rc == 0, out
     assert "TS02010" in out
+
+
+def test_relative_socket_error_gives_its_hint_once(make_httpd):
+    rc, out = configtest(make_httpd, cfg(md_extra="  MDCertificateAuthority "
+                                                  "relative/tailscaled.sock\n"))
+    assert rc != 0 and "relative/tailscaled.sock" in out, out
+    assert out.count("file://localhost/") == 1, out
