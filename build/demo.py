@@ -202,8 +202,13 @@ def main():
         if ns:
             ns.destroy()
         emu.stop()
-        if "--keep" not in sys.argv:
+        if "--keep" in sys.argv:
+            print(f"\nkept {base} (the config and logs above): remove it when done "
+                  f"(rm -r {base})")
+        else:
             shutil.rmtree(base, ignore_errors=True)
+            print(f"\ndeleted {base} with the config and logs above; to keep them, "
+                  f"run build/demo --keep")
 
 
 if __name__ == "__main__":
