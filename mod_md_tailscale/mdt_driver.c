@@ -6,6 +6,7 @@
 #include "tsl_cert.h"
 #include "tsl_status.h"
 #include "mdt_errors.h"
+#include "mdt_events.h"
 #include "mdt_store.h"
 #include "mdt_driver.h"
 
@@ -175,6 +176,16 @@ mdt_check_outcome mdt_driver_check(server_rec *s, const mdt_runtime *rt,
         st->renew_at = 0;
     }
 
+    if (in_window && mdt_event_fire(s, rt, st, "renewing", ptemp) != 0) {
+        /* as in mod_md: MDMessageCmd renewing <domain> exiting non-zero
+         * postpones the renewal */
+        st->next_check = now + mdt_config_retry_max(rt->conf);
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "TS02085: MDomain %s: the "
+                     "renewal is postponed to the next check (%s) because "
+                     "MDMessageCmd renewing %s did not exit 0",
+                     d->name, mdt_time_rfc3339(ptemp, st->next_check), d->name);
+        return MDT_CHECK_POSTPONED;
+    }
     tsl_result_init(&res);
     if (tsl_cert_fetch(client, ptemp, d->request, min_validity, timeout, &pair, &res)
         != TSL_OK || !pair) {

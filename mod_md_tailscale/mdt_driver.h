@@ -19,7 +19,8 @@
 typedef enum {
     MDT_CHECK_SAME = 0,     /* tailscaled has the certificate we have */
     MDT_CHECK_NEW,          /* a better certificate was stored and is now active */
-    MDT_CHECK_FAILED        /* see st->err_* */
+    MDT_CHECK_FAILED,       /* see st->err_* */
+    MDT_CHECK_POSTPONED     /* MDMessageCmd renewing vetoed the renewal */
 } mdt_check_outcome;
 
 /* Ask tailscaled for st's domain (timeout: whole request), validate, store

@@ -153,10 +153,38 @@ static int run(server_rec *s, const mdt_runtime *rt, const mdt_state *st,
     return 0;
 }
 
-int mdt_event_fire(server_rec *s, const mdt_runtime *rt, const mdt_state *st,
+/* The rate-limited events' last successful run, NULL for the others
+ * (errored and expiring keep their own, see mdt_helper.c). */
+static apr_time_t *rate_slot(mdt_state *st, const char *event, apr_interval_time_t *every)
+{
+    if (!strcmp(event, "renewing")) {
+        *every = apr_time_from_sec(3600);
+        return &st->renewing_event_at;
+    }
+    *every = apr_time_from_sec(86400);
+    if (!strcmp(event, "renewed")) {
+        return &st->renewed_event_at;
+    }
+    if (!strcmp(event, "installed")) {
+        return &st->installed_event_at;
+    }
+    return NULL;
+}
+
+int mdt_event_fire(server_rec *s, const mdt_runtime *rt, mdt_state *st,
                    const char *event, apr_pool_t *ptemp)
 {
+    apr_interval_time_t every = 0;
+    apr_time_t *last = rate_slot(st, event, &every), now = apr_time_now();
     int rv = 0;
+
+    if (last && *last && now - *last < every) {
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "TS02073: MDomain %s: event %s "
+                     "not reported again yet (at most every %s, as mod_md)",
+                     st->md->name, event, every > apr_time_from_sec(3600) ? "day"
+                                                                          : "hour");
+        return 0;
+    }
 
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "TS02073: MDomain %s: event %s",
                  st->md->name, event);
@@ -167,6 +195,9 @@ int mdt_event_fire(server_rec *s, const mdt_runtime *rt, const mdt_state *st,
     if (!strcmp(event, "renewed") && rt->conf->notify_cmd
         && run(s, rt, st, "MDNotifyCmd", rt->conf->notify_cmd, NULL, ptemp) != 0) {
         rv = -1;
+    }
+    if (last && rv == 0) {
+        *last = now;    /* like mod_md, only a successful run counts */
     }
     return rv;
 }

@@ -1,7 +1,7 @@
 /* mod_md_tailscale: MDMessageCmd / MDNotifyCmd, as in mod_md.
  *
  *   MDMessageCmd prog [args]  ->  prog args <event> <domain>
- *       event: renewed, installed, expiring, errored
+ *       event: renewing, renewed, installed, expiring, errored
  *   MDNotifyCmd prog [args]   ->  prog args <domain>   (when a certificate
  *                                                        was obtained)
  * Run by the helper process and waited for.  As in mod_md, a command runs
@@ -17,9 +17,11 @@
 #include <httpd.h>
 #include "mdt_state.h"
 
-/* Run MDMessageCmd for event (and MDNotifyCmd for "renewed").
- * Returns 0 if every command ran and exited 0 (or none is configured). */
-int mdt_event_fire(server_rec *s, const mdt_runtime *rt, const mdt_state *st,
+/* Run MDMessageCmd for event (and MDNotifyCmd for "renewed").  renewing,
+ * renewed and installed follow mod_md's rates (hourly, daily, daily per
+ * domain): inside that time since the last successful run nothing is run.
+ * Returns 0 if every command ran and exited 0 (or none ran). */
+int mdt_event_fire(server_rec *s, const mdt_runtime *rt, mdt_state *st,
                    const char *event, apr_pool_t *ptemp);
 
 #endif

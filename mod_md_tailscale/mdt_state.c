@@ -175,6 +175,9 @@ json_t *mdt_state_to_json(apr_pool_t *p, const mdt_runtime *rt, const mdt_state 
     json_object_set_new(o, "erroredEventAt", jtime(p, st->errored_event_at));
     json_object_set_new(o, "erroredEventKind", json_string(st->errored_event_kind));
     json_object_set_new(o, "expiringEventAt", jtime(p, st->expiring_event_at));
+    json_object_set_new(o, "renewingEventAt", jtime(p, st->renewing_event_at));
+    json_object_set_new(o, "renewedEventAt", jtime(p, st->renewed_event_at));
+    json_object_set_new(o, "installedEventAt", jtime(p, st->installed_event_at));
     json_object_set_new(o, "helperPid", json_integer(st->pid));
     json_object_set_new(o, "pendingRenewed", json_boolean(st->pending_renewed));
     json_object_set_new(o, "updated", jtime(p, now));
@@ -246,6 +249,15 @@ void mdt_state_resume(apr_pool_t *p, const mdt_runtime *rt, mdt_state *st)
     }
     if (json_is_string(v = json_object_get(o, "expiringEventAt"))) {
         st->expiring_event_at = mdt_time_parse_rfc3339(json_string_value(v));
+    }
+    if (json_is_string(v = json_object_get(o, "renewingEventAt"))) {
+        st->renewing_event_at = mdt_time_parse_rfc3339(json_string_value(v));
+    }
+    if (json_is_string(v = json_object_get(o, "renewedEventAt"))) {
+        st->renewed_event_at = mdt_time_parse_rfc3339(json_string_value(v));
+    }
+    if (json_is_string(v = json_object_get(o, "installedEventAt"))) {
+        st->installed_event_at = mdt_time_parse_rfc3339(json_string_value(v));
     }
     if (json_is_string(v = json_object_get(o, "retryAfterUntil"))) {
         apr_time_t t = mdt_time_parse_rfc3339(json_string_value(v));

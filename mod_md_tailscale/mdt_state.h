@@ -69,6 +69,9 @@ typedef struct mdt_state {
     apr_time_t errored_event_at;
     char errored_event_kind[32];
     apr_time_t expiring_event_at;
+    apr_time_t renewing_event_at;  /* mod_md's rates: renewing hourly, */
+    apr_time_t renewed_event_at;   /* renewed and installed daily */
+    apr_time_t installed_event_at;
 
     /* flags for the helper */
     int pending_renewed;           /* a new certificate no event was fired for */

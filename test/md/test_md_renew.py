@@ -281,7 +281,60 @@ MDNotifyCmd {notify}
     assert "TS02060" in h.error_log()
     errored = [e for e in events() if e[3] == "errored"]
     assert len(errored) == 1       # at most hourly for the same failure
+    # renewing came before the renewal request (once: hourly), as the user
+    renewing = [e for e in events() if e[3] == "renewing"]
+    assert renewing == [[www, store, "extra-arg", "renewing", DOMAIN]]
     emu.clear_fault()
-    wait_for(lambda: [e for e in events() if e[3] == "installed"][1:], timeout=20,
-             what="the renewed certificate installed")
+    h.wait_for_log_count("TS02034", 2, timeout=20)     # the renewed one installed
     assert tls_get(h.tls_port, DOMAIN, emu.ca_pem_path).fingerprint != a.fingerprint
+    # mod_md's rates: renewed and installed at most daily, renewing hourly
+    time.sleep(1)
+    kinds = [e[3] for e in events()]
+    assert (kinds.count("renewed"), kinds.count("installed"), kinds.count("renewing"),
+            kinds.count("errored"), kinds.count("expiring")) == (1, 1, 1, 1, 1), kinds
+
+
+VETO_SCRIPT = """#!/bin/sh
+echo "$1 $2" >> {out}
+if [ "$1" = renewing ] && [ -e {veto} ]; then exit 3; fi
+exit 0
+"""
+
+
+def test_renewing_veto_postpones_the_renewal(make_httpd, make_emulator, tmp_dir):
+    """MDMessageCmd renewing <domain> exiting non-zero postpones the renewal
+    (no request with min_validity), as in mod_md; once it exits 0 the
+    renewal goes ahead."""
+    events_dir = tmp_dir / "events"
+    events_dir.mkdir()
+    os.chmod(events_dir, 0o1777)
+    out, veto = events_dir / "events.txt", events_dir / "veto"
+    veto.write_text("")
+    msg = tmp_dir / "md-message"
+    msg.write_text(VETO_SCRIPT.format(out=out, veto=veto))
+    msg.chmod(0o755)
+    emu = make_emulator(tailnet(certs={"lifetime": 30, "issue_delay": 0.2}))
+    conf = md_config(ca=emu.socket_path, global_extra=FAST + f"""
+MDRenewWindow 20s
+MDMessageCmd {msg}
+""")
+    h = md_httpd(make_httpd, conf, socket_path=emu.socket_path)
+    a = wait_real_cert(h, emu)
+
+    def events():
+        try:
+            return [l.split() for l in out.read_text().splitlines()]
+        except FileNotFoundError:
+            return []
+    wait_for(lambda: [e for e in events() if e[0] == "renewing"][1:], timeout=30,
+             what="renewing asked (and vetoed) twice")
+    assert "TS02085" in h.error_log()
+    assert not [r for r in cert_requests(emu) if "min_validity" in r["target"]]
+    assert "replacing the one valid until" not in h.error_log()
+    veto.unlink()
+    h.wait_for_log("replacing the one valid until", timeout=30)
+    assert [r for r in cert_requests(emu) if "min_validity" in r["target"]]
+    wait_for(lambda: tls_get(h.tls_port, DOMAIN, emu.ca_pem_path).fingerprint
+             != a.fingerprint, timeout=30, what="the renewed certificate served")
+    # the first renewed (at startup) counts for the day, as in mod_md
+    assert [e[0] for e in events()].count("renewed") == 1
