@@ -2,7 +2,7 @@
 no certificate and in no MDomain gets its certificate from tailscaled with
 no <MDomain> at all."""
 
-from .mdhelp import (DOMAIN, STATUS_LOCATION, domain_status, md_httpd, status,
+from .mdhelp import (DOMAIN, STATUS_LOCATION, domain_status, md_httpd, status, wait_for,
                      tls_get, vhost, wait_real_cert)
 
 
@@ -81,3 +81,32 @@ def test_name_not_in_cert_domains_is_reported_with_the_allowed_list(make_httpd, 
     log = h.error_log()
     assert name in log and DOMAIN in log
     assert domain_status(h, name)["fallback"] is True
+
+
+SERVICE = "web.tail1234.ts.net"
+
+
+def test_tailscale_service_name_is_obtained_and_renewed_like_the_node_name(
+        make_httpd, make_emulator):
+    """CertDomains holding the node's and a Tailscale Service's name (a host
+    approved for svc:web): both zero-config vhosts get their certificate,
+    and the service name is renewed like the node name."""
+    from .conftest import tailnet
+    emu = make_emulator(tailnet(cert_domains=[DOMAIN, SERVICE],
+                                certs={"lifetime": 30, "issue_delay": 0.2}))
+    conf = ("MDCertificateAuthority @SOCKET@\nMDRenewWindow 20s\n"
+            "MDTailscaleRetryDelay 300ms 2s\n"
+            + vhost(DOMAIN) + vhost(SERVICE) + STATUS_LOCATION)
+    h = md_httpd(make_httpd, conf, socket_path=emu.socket_path)
+    node = wait_real_cert(h, emu, DOMAIN, timeout=15)
+    svc = wait_real_cert(h, emu, SERVICE, timeout=15)
+    assert svc.fingerprint == emu.certs()[SERVICE]["sha256"] != node.fingerprint
+    st = domain_status(h, SERVICE)
+    assert st["automatic"] is True and st["request"] == SERVICE
+    # renewed inside its window, like the node name
+    h.wait_for_log(f"TS02031: MDomain {SERVICE}: new certificate from tailscaled "
+                   "stored", timeout=5)
+    wait_for(lambda: tls_get(h.tls_port, SERVICE, emu.ca_pem_path).fingerprint
+             not in (None, svc.fingerprint), timeout=60,
+             what="the renewed service certificate served")
+    assert wait_real_cert(h, emu, SERVICE).verified
