@@ -54,11 +54,8 @@ Header always set X-Name "%{TAILSCALE_USER_NAME}e" env=TAILSCALE_USER_NAME
 Header always set X-Tags "%{TAILSCALE_TAGS}e" env=TAILSCALE_TAGS
 Header always set X-Caps "%{TAILSCALE_APP_CAPABILITIES}e" env=TAILSCALE_APP_CAPABILITIES
 
-# --- certificate: mod_md's own syntax, served by mod_ssl -----------------
-<MDomain web1.tail1234.ts.net>
-  MDCertificateProtocol tailscale
-  MDCertificateAuthority @SOCKET@
-</MDomain>
+# --- certificate: a ts.net vhost needs no MDomain (MDTailscaleAutoDomains) --
+MDCertificateAuthority @SOCKET@
 <VirtualHost 127.0.0.1:@TLS_PORT@>
   ServerName web1.tail1234.ts.net
   SSLEngine on
@@ -173,6 +170,12 @@ def main():
 
         if md_available():
             title(f"The certificate for {DOMAIN} (from tailscaled via mod_md_tailscale)")
+            print("  no <MDomain>: the SSL vhost's ts.net ServerName is enough")
+            print("  " + CONFIG.split("# --- certificate")[1].split("</VirtualHost>")[0]
+                  .split("\n", 1)[1].replace("\n", "\n  ") + "</VirtualHost>")
+            for line in httpd.configtest()[1].splitlines():
+                if "TS02082" in line:
+                    print("  apache2 -t: " + line.split("TS02082", 1)[1].lstrip(": ")[:110])
             ctx = ssl.create_default_context(cafile=str(emu.ca_pem_path))
             for attempt in range(100):
                 try:
