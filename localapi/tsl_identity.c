@@ -480,6 +480,7 @@ static const char *fill_identity(apr_pool_t *p, json_t *root, tsl_identity *id)
         || (err = tsl_json_string(p, "whois", up, "UserProfile.", "DisplayName", 0, &id->display_name))
         || (err = tsl_json_string(p, "whois", up, "UserProfile.", "ProfilePicURL", 0,
                              &id->profile_pic_url))
+        || (err = tsl_json_strings(p, "whois", up, "UserProfile.", "Groups", &id->groups))
         || (err = get_int(p, node, "Node", "ID", &id->node_id))
         || (err = tsl_json_string(p, "whois", node, "Node.", "StableID", 0, &id->node_stable_id))
         || (err = tsl_json_string(p, "whois", node, "Node.", "Name", 1, &name))
@@ -576,6 +577,7 @@ tsl_identity *tsl_identity_copy(apr_pool_t *p, const tsl_identity *id)
     c->node_short = apr_pstrdup(p, id->node_short);
     c->tailnet = apr_pstrdup(p, id->tailnet);
     c->tags = copy_strings(p, id->tags);
+    c->groups = copy_strings(p, id->groups);
     c->addresses = copy_strings(p, id->addresses);
     c->capmap_json = id->capmap_json ? apr_pstrdup(p, id->capmap_json) : NULL;
     c->caps = apr_array_make(p, id->caps && id->caps->nelts ? id->caps->nelts : 1,
@@ -646,19 +648,29 @@ int tsl_identity_has_cap(const tsl_identity *id, const char *name,
     return 0;
 }
 
-int tsl_identity_has_tag(const tsl_identity *id, const char *tag)
+static int has_string(const apr_array_header_t *a, const char *s)
 {
     int i;
 
-    if (!id || !id->tags || !tag) {
+    if (!a || !s) {
         return 0;
     }
-    for (i = 0; i < id->tags->nelts; i++) {
-        if (strcmp(APR_ARRAY_IDX(id->tags, i, const char *), tag) == 0) {
+    for (i = 0; i < a->nelts; i++) {
+        if (strcmp(APR_ARRAY_IDX(a, i, const char *), s) == 0) {
             return 1;
         }
     }
     return 0;
+}
+
+int tsl_identity_has_tag(const tsl_identity *id, const char *tag)
+{
+    return id && has_string(id->tags, tag);
+}
+
+int tsl_identity_has_group(const tsl_identity *id, const char *group)
+{
+    return id && has_string(id->groups, group);
 }
 
 const char *tsl_identity_caps_filtered(apr_pool_t *p, const tsl_identity *id,

@@ -37,6 +37,9 @@ typedef struct tsl_identity {
     const char *login_name;        /* "alice@example.com"; "tagged-devices" for tags */
     const char *display_name;      /* may be "" */
     const char *profile_pic_url;   /* "" when absent */
+    apr_array_header_t *groups;    /* of const char*: UserProfile.Groups ("group:eng",
+                                    * "eng@example.com"); empty unless this node
+                                    * has the tailscale.com/see-groups attribute */
     /* Node */
     apr_int64_t node_id;
     const char *node_stable_id;
@@ -72,6 +75,9 @@ int tsl_identity_has_cap(const tsl_identity *id, const char *name,
 
 /* True if the identity carries tag (e.g. "tag:ci"). */
 int tsl_identity_has_tag(const tsl_identity *id, const char *tag);
+
+/* True if the identity's user is in group (exact name). */
+int tsl_identity_has_group(const tsl_identity *id, const char *group);
 
 /* Compact JSON of CapMap restricted to the given names (array of const char*);
  * "{}" when none match; NULL when the peer has no caps at all. */

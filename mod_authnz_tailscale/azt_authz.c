@@ -1,5 +1,5 @@
 /* mod_authnz_tailscale: the Require providers tailscale-user, -node,
- * -tailnet, -tag, -cap, -peer-node and -peer-tag.  Arguments are parsed
+ * -tailnet, -tag, -group, -cap, -peer-node and -peer-tag.  Arguments are parsed
  * once at configuration time and matched per request. */
 #include <httpd.h>
 #include <http_config.h>
@@ -7,6 +7,7 @@
 #include <http_request.h>
 #include <mod_auth.h>
 #include <apr_fnmatch.h>
+#include <apr_atomic.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
 
@@ -18,7 +19,8 @@
 APLOG_USE_MODULE(authnz_tailscale);
 
 typedef enum {
-    REQ_USER, REQ_NODE, REQ_TAILNET, REQ_TAG, REQ_CAP, REQ_PEER_NODE, REQ_PEER_TAG
+    REQ_USER, REQ_NODE, REQ_TAILNET, REQ_TAG, REQ_CAP, REQ_PEER_NODE, REQ_PEER_TAG,
+    REQ_GROUP
 } azt_req_kind;
 
 typedef struct {
@@ -44,7 +46,7 @@ typedef struct {
 
 typedef struct {
     azt_req_kind kind;
-    apr_array_header_t *values;    /* tailscale-tag: of const char* */
+    apr_array_header_t *values;    /* tailscale-tag, -group: of const char* */
     apr_array_header_t *patterns;  /* user/node/tailnet: of azt_pattern */
     const char *cap;               /* tailscale-cap: capability name */
     apr_array_header_t *conds;     /* tailscale-cap: of azt_cond, OR-ed */
@@ -62,6 +64,7 @@ static const char *kind_name(azt_req_kind k)
     case REQ_CAP: return "tailscale-cap";
     case REQ_PEER_NODE: return "tailscale-peer-node";
     case REQ_PEER_TAG: return "tailscale-peer-tag";
+    case REQ_GROUP: return "tailscale-group";
     }
     return "tailscale";
 }
@@ -312,6 +315,11 @@ static const char *parse(cmd_parms *cmd, const char *line, const void **parsed,
             }
             APR_ARRAY_PUSH(req->values, const char *) = tag_value(cmd->pool, w);
             break;
+        case REQ_GROUP:
+            /* Exact names, as tailscaled lists them: "group:eng" (policy)
+             * or "eng@example.com" (SCIM). */
+            APR_ARRAY_PUSH(req->values, const char *) = w;
+            break;
         case REQ_NODE:
         case REQ_PEER_NODE: {
             /* A trailing dot is the DNS root; compare without it. */
@@ -335,6 +343,7 @@ static const char *parse(cmd_parms *cmd, const char *line, const void **parsed,
                               ? "node name (laptop or laptop.tail1234.ts.net)"
                             : kind == REQ_TAILNET ? "tailnet (tail1234.ts.net)"
                             : kind == REQ_CAP ? "capability name (example.com/cap/web)"
+                            : kind == REQ_GROUP ? "group (group:eng or eng@example.com)"
                             : "tag (tag:ci)");
     }
     req->negated = parse_negated(cmd);
@@ -377,6 +386,38 @@ static int match_tags(const apr_array_header_t *tags, const tsl_identity *id)
 
     for (i = 0; i < tags->nelts; i++) {
         if (tsl_identity_has_tag(id, APR_ARRAY_IDX(tags, i, const char *))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Set once this process has seen a whois answer that lists groups. */
+static volatile apr_uint32_t groups_seen;
+static volatile apr_uint32_t groups_warned;
+
+static int match_groups(request_rec *r, const apr_array_header_t *groups,
+                        const tsl_identity *id)
+{
+    int i;
+
+    if (id->groups->nelts) {
+        apr_atomic_set32(&groups_seen, 1);
+    }
+    else if (!apr_atomic_read32(&groups_seen) && !apr_atomic_xchg32(&groups_warned, 1)) {
+        /* tailscaled lists a user's groups only to a node that holds the
+         * see-groups node attribute; without it this rule can never match. */
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "TS01040: Require tailscale-group (vhost %s): tailscaled has "
+                      "listed no groups for any user so far (%s has none), so group rules "
+                      "deny everyone. Give this node the node attribute "
+                      "tailscale.com/see-groups in the tailnet policy, e.g. \"nodeAttrs\": "
+                      "[{\"target\": [\"tag:web\"], \"app\": {\"tailscale.com/see-groups\": "
+                      "[{\"groups\": [\"group:eng\"]}]}}] (tailscale 1.98 or later)",
+                      r->server->server_hostname, id->login_name);
+    }
+    for (i = 0; i < groups->nelts; i++) {
+        if (tsl_identity_has_group(id, APR_ARRAY_IDX(groups, i, const char *))) {
             return 1;
         }
     }
@@ -448,6 +489,10 @@ static authz_status check(request_rec *r, const void *parsed)
     case REQ_CAP:
         ok = match_cap(req, id);
         break;
+    case REQ_GROUP:
+        /* Tagged nodes have no user, so no groups. */
+        ok = !id->is_tagged && match_groups(r, req->values, id);
+        break;
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                   "TS01021: Require %s %s: %s (node %s, login %s%s) %s",
@@ -477,6 +522,7 @@ PROVIDER(tag, REQ_TAG)
 PROVIDER(cap, REQ_CAP)
 PROVIDER(peer_node, REQ_PEER_NODE)
 PROVIDER(peer_tag, REQ_PEER_TAG)
+PROVIDER(group, REQ_GROUP)
 
 void azt_authz_register(apr_pool_t *p)
 {
@@ -491,6 +537,7 @@ void azt_authz_register(apr_pool_t *p)
         { "tailscale-cap", &provider_cap },
         { "tailscale-peer-node", &provider_peer_node },
         { "tailscale-peer-tag", &provider_peer_tag },
+        { "tailscale-group", &provider_group },
     };
     apr_size_t i;
 

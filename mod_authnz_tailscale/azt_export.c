@@ -102,6 +102,10 @@ static void set_env(request_rec *r, const azt_lookup *lk, const azt_dir_conf *dc
         env_put(env, fresh, "TAILSCALE_USER_LOGIN", id->login_name);
         env_put(env, fresh, "TAILSCALE_USER_NAME", id->display_name);
         env_put(env, fresh, "TAILSCALE_USER_PROFILE_PIC", id->profile_pic_url);
+        if (id->groups->nelts) {
+            env_put(env, fresh, "TAILSCALE_USER_GROUPS",
+                    apr_array_pstrcat(r->pool, id->groups, ' '));
+        }
     }
     env_put(env, fresh, "TAILSCALE_NODE_NAME", id->node_name);
     env_put(env, fresh, "TAILSCALE_NODE_SHORT", id->node_short);
@@ -134,6 +138,13 @@ static void set_headers(request_rec *r, const azt_lookup *lk, const azt_dir_conf
         apr_table_setn(h, "Tailscale-User-Name", tsl_header_encode(r->pool, id->display_name));
         apr_table_setn(h, "Tailscale-User-Profile-Pic", id->profile_pic_url);
         apr_table_setn(h, "Tailscale-Headers-Info", SERVE_HEADERS_INFO);
+        if (id->groups->nelts) {
+            /* Not a serve header (serve sends no groups): ours, a list like
+             * Tailscale-App-Capabilities' names, encoded the same way. */
+            apr_table_setn(h, "Tailscale-User-Groups",
+                           tsl_header_encode(r->pool,
+                                             apr_array_pstrcat(r->pool, id->groups, ',')));
+        }
     }
     if (dc->accept_caps && id->capmap_json) {
         const char *caps = tsl_identity_caps_filtered(r->pool, id, dc->accept_caps);

@@ -14,6 +14,7 @@ Header always set X-TS-Tailnet "%{TAILSCALE_TAILNET}e" env=TAILSCALE_TAILNET
 Header always set X-TS-Tags "%{TAILSCALE_TAGS}e" env=TAILSCALE_TAGS
 Header always set X-TS-Tagged "%{TAILSCALE_TAGGED}e" env=TAILSCALE_TAGGED
 Header always set X-TS-Shared "%{TAILSCALE_SHARED}e" env=TAILSCALE_SHARED
+Header always set X-TS-Groups "%{TAILSCALE_USER_GROUPS}e" env=TAILSCALE_USER_GROUPS
 Header always set X-TS-Caps "%{TAILSCALE_APP_CAPABILITIES}e" env=TAILSCALE_APP_CAPABILITIES
 Header always set X-TS-Addr "%{TAILSCALE_ADDR}e" env=TAILSCALE_ADDR
 Header always set X-TS-Proxy-Node "%{TAILSCALE_PROXY_NODE}e" env=TAILSCALE_PROXY_NODE
@@ -33,6 +34,10 @@ RULES = {
     "cap-admin": "Require tailscale-cap example.com/cap/web role=admin",
     "cap-admin-or-deploy": "Require tailscale-cap example.com/cap/web role=admin role=deploy",
     "cap-empty": "Require tailscale-cap example.com/cap/empty",
+    "group": "Require tailscale-group group:eng group:ops",
+    "group-hidden": "Require tailscale-group group:payroll",
+    "group-none": ("<RequireAll>\n    Require tailscale-user *\n    <RequireNone>\n"
+                   "      Require tailscale-group group:ops\n    </RequireNone>\n  </RequireAll>"),
     "auth": "AuthType tailscale\n  Require valid-user",
     "auth-tagged-node": "AuthType tailscale\n  AuthTailscaleTaggedUser node\n  Require valid-user",
     "all": ("<RequireAll>\n    Require tailscale-user *@example.com\n"
@@ -54,6 +59,9 @@ ADMITS = {
     "cap-admin": {"laptop"},
     "cap-admin-or-deploy": {"laptop", "ci-runner"},
     "cap-empty": {"phone"},
+    "group": {"laptop", "phone"},
+    "group-hidden": set(),   # alice is in it, but this node may not see it
+    "group-none": {"laptop", "juergen-pc", "friend"},
     "auth": {"laptop", "phone", "juergen-pc", "friend"},
     "auth-tagged-node": {"laptop", "phone", "juergen-pc", "friend", "ci-runner", "edge"},
     "all": {"laptop"},

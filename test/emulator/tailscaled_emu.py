@@ -482,6 +482,7 @@ NODE_KEYS = {"comment", "name", "fqdn", "id", "stable_id", "user", "tags", "shar
              "online", "created", "last_seen", "key_expiry", "cap_map", "cap_map_by_dst",
              "capabilities", "node_cap_map", "endpoints", "home_derp", "cap", "key", "machine",
              "disco", "machine_authorized", "expired", "hostinfo", "extra"}
+SEE_GROUPS_ATTR = "tailscale.com/see-groups"
 USER_KEYS = {"comment", "id", "login", "display_name", "profile_pic_url", "groups"}
 
 
@@ -547,6 +548,7 @@ class Tailnet:
 
         self.users = {}
         self.users_by_login = {}
+        self.user_groups = {}
         for u in _entries(r.get("users"), "login", "users"):
             unknown = set(u) - USER_KEYS
             if unknown:
@@ -558,12 +560,14 @@ class Tailnet:
                     "DisplayName": u.get("display_name") or u["login"].split("@")[0]}
             if u.get("profile_pic_url"):
                 prof["ProfilePicURL"] = u["profile_pic_url"]
-            if u.get("groups"):
-                prof["Groups"] = list(u["groups"])
+            groups = u.get("groups") or []
+            if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+                raise TailnetError("user %s: groups must be a list of strings" % u["login"])
             if uid in self.users or u["login"] in self.users_by_login:
                 raise TailnetError("duplicate user %s" % u["login"])
             self.users[uid] = prof
             self.users_by_login[u["login"]] = uid
+            self.user_groups[uid] = groups
 
         self.nodes = []
         self.by_name = {}
@@ -590,9 +594,25 @@ class Tailnet:
             ncm = self.self_node.setdefault("node_cap_map", {}) or {}
             ncm.setdefault("dns-subdomain-resolve", None)
             self.self_node["node_cap_map"] = ncm
+        self._fill_groups()
         self.prefs_overrides = r.get("prefs") or {}
         for node in self.nodes:
             node["json"] = self._node_json(node)
+
+    def _fill_groups(self):
+        """UserProfile.Groups as control sends them (tailscale 1.98+): only to a
+        self node with the node attribute tailscale.com/see-groups, and only the
+        groups its values list ([{"groups": ["group:eng"]}]); sorted; omitted
+        when empty."""
+        ncm = self.self_node.get("node_cap_map") or {}
+        allowed = set()
+        for v in ncm.get(SEE_GROUPS_ATTR) or []:
+            if isinstance(v, dict):
+                allowed.update(g for g in v.get("groups") or [] if isinstance(g, str))
+        for uid, prof in self.users.items():
+            seen = sorted(set(self.user_groups.get(uid, [])) & allowed)
+            if seen:
+                prof["Groups"] = seen
 
     def _user_ref(self, ref, what, name):
         if ref is None:

@@ -319,7 +319,8 @@ def test_whois_success_shape(emulator):
     assert "Tags" not in n and "Sharer" not in n
     assert j["UserProfile"] == {"ID": 6218839120349811, "LoginName": "alice@example.com",
                                 "DisplayName": "Alice Example",
-                                "ProfilePicURL": "https://example.com/alice.png"}
+                                "ProfilePicURL": "https://example.com/alice.png",
+                                "Groups": ["eng@example.com", "group:eng"]}
     assert j["CapMap"] == {"example.com/cap/web": [{"role": "admin"}]}
 
 
@@ -457,6 +458,27 @@ def test_whois_svc_name_and_dst_ip_are_validated(emulator):
     assert_go_error(emulator.localapi(base + "&svc_name=web"), 400, "invalid svc_name")
     assert_go_error(emulator.localapi(base + "&dst_ip=nope"), 400, "invalid dst_ip")
     assert emulator.localapi(base + "&svc_name=svc:web&dst_ip=100.100.0.1").status == 200
+
+
+def test_groups_only_those_the_see_groups_attribute_allows(emulator):
+    # alice is in group:eng, eng@example.com and group:payroll; this node's
+    # see-groups attribute lists the first two (and group:ops), sorted.
+    prof = whois(emulator, "100.101.102.103").json()["UserProfile"]
+    assert prof["Groups"] == ["eng@example.com", "group:eng"]
+    assert whois(emulator, "100.64.0.2").json()["UserProfile"]["Groups"] == ["group:ops"]
+    assert "Groups" not in whois(emulator, "100.88.1.2").json()["UserProfile"]
+    st = emulator.localapi("/localapi/v0/status").json()
+    assert st["Self"]["CapMap"]["tailscale.com/see-groups"] == [
+        {"groups": ["group:eng", "group:ops", "eng@example.com"]}]
+    assert st["User"]["6218839120349811"]["Groups"] == ["eng@example.com", "group:eng"]
+
+
+def test_no_groups_without_the_see_groups_attribute(emulator):
+    emulator.patch_node("web1", node_cap_map=None)
+    r = whois(emulator, "100.101.102.103")
+    assert "Groups" not in r.json()["UserProfile"]
+    assert b'"Groups"' not in r.body
+    assert "CapMap" not in emulator.localapi("/localapi/v0/status").json()["Self"]
 
 
 # ---------------------------------------------------------------- status & friends

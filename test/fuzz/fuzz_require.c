@@ -21,7 +21,8 @@
  * names the provider; an accepted rule marks the section (uses_tailscale);
  * matching never grants when tailscaled is unavailable or the peer is not
  * on the tailnet, never grants tailscale-user to a tagged node, and grants
- * "tailscale-user *" to every untagged identity.
+ * "tailscale-user *" to every untagged identity, and never grants
+ * tailscale-group to a tagged node or to a user outside the named groups.
  */
 #include "../../mod_authnz_tailscale/azt_authz.c"
 
@@ -120,6 +121,7 @@ void *azt_create_dir_conf(apr_pool_t *p, char *dir)
 }
 
 static azt_dir_conf request_dir_conf;
+static server_rec fuzz_server = { .server_hostname = "fuzz.example" };
 static azt_lookup current_lookup;
 
 azt_dir_conf *azt_dir_conf_get(request_rec *r)
@@ -150,7 +152,8 @@ static const char *const identities[] = {
     /* alice on her laptop, with an app capability */
     "{\"Node\":{\"ID\":1,\"Name\":\"laptop.tail1234.ts.net.\",\"ComputedName\":\"laptop\","
     "\"Addresses\":[\"100.101.102.103/32\"]},"
-    "\"UserProfile\":{\"ID\":11,\"LoginName\":\"alice@example.com\",\"DisplayName\":\"Alice\"},"
+    "\"UserProfile\":{\"ID\":11,\"LoginName\":\"alice@example.com\",\"DisplayName\":\"Alice\","
+    "\"Groups\":[\"eng@example.com\",\"group:eng\"]},"
     "\"CapMap\":{\"example.com/cap/web\":[{\"role\":\"admin\",\"paths\":[\"/a\",\"/b\"],"
     "\"n\":1,\"ok\":true}]}}",
     /* a tagged CI machine */
@@ -177,6 +180,7 @@ static const struct {
     { "tailscale-cap", REQ_CAP, parse_cap, check_cap },
     { "tailscale-peer-node", REQ_PEER_NODE, parse_peer_node, check_peer_node },
     { "tailscale-peer-tag", REQ_PEER_TAG, parse_peer_tag, check_peer_tag },
+    { "tailscale-group", REQ_GROUP, parse_group, check_group },
 };
 #define N_PROVIDERS (sizeof(providers) / sizeof(providers[0]))
 
@@ -241,6 +245,7 @@ static void run_provider(apr_pool_t *p, size_t which, const char *args,
 
     memset(&r, 0, sizeof(r));
     r.pool = p;
+    r.server = &fuzz_server;
     r.log = &(struct ap_logconf){ NULL, APLOG_DEBUG };
 
     /* tailscaled unavailable (both modes) or the peer unknown: never granted */
@@ -264,6 +269,16 @@ static void run_provider(apr_pool_t *p, size_t which, const char *args,
         if (providers[which].kind == REQ_USER && ids[i]->is_tagged) {
             FZ_CHECK(st == AUTHZ_DENIED, "tailscale-user %s granted to tagged %s", args,
                      ids[i]->node_name);
+        }
+        if (providers[which].kind == REQ_GROUP && st == AUTHZ_GRANTED) {
+            const azt_require *req = parsed;
+            int k, member = 0;
+            for (k = 0; k < req->values->nelts; k++) {
+                member |= tsl_identity_has_group(ids[i], APR_ARRAY_IDX(req->values, k,
+                                                                       const char *));
+            }
+            FZ_CHECK(!ids[i]->is_tagged && member, "tailscale-group %s granted to %s",
+                     args, ids[i]->node_name);
         }
         if (providers[which].kind == REQ_USER && !ids[i]->is_tagged
             && strcmp(args, "*") == 0) {

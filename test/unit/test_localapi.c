@@ -170,6 +170,7 @@ static void test_escape_socket(void)
     "\t\t\"FutureField\": {\"x\": [1, 2]}\n\t},\n" \
     "\t\"UserProfile\": {\n\t\t\"ID\": 6218839120349811,\n\t\t\"LoginName\": \"alice@example.com\",\n" \
     "\t\t\"DisplayName\": \"Alice Example\",\n\t\t\"ProfilePicURL\": \"https://example.com/alice.png\",\n" \
+    "\t\t\"Groups\": [\n\t\t\t\"eng@example.com\",\n\t\t\t\"group:eng\"\n\t\t],\n" \
     "\t\t\"Roles\": []\n\t},\n" \
     "\t\"CapMap\": {\n\t\t\"example.com/cap/web\": [\n\t\t\t{\n\t\t\t\t\"role\": \"admin\",\n" \
     "\t\t\t\t\"level\": 1.10,\n\t\t\t\t\"ok\": true,\n\t\t\t\t\"none\": null,\n" \
@@ -214,6 +215,10 @@ static void test_identity_user(void)
     TU_STR(id->node_short, "laptop", "node short name");
     TU_STR(id->tailnet, "tail1234.ts.net", "tailnet from name");
     TU_CHECK(!id->is_tagged && !id->is_shared_in && id->tags->nelts == 0, "user not tagged/shared");
+    TU_CHECK(id->groups->nelts == 2 && tsl_identity_has_group(id, "group:eng")
+             && tsl_identity_has_group(id, "eng@example.com")
+             && !tsl_identity_has_group(id, "group:Eng") && !tsl_identity_has_group(id, "group:"),
+             "UserProfile.Groups parsed, exact names");
     TU_CHECK(id->addresses->nelts == 2
              && strcmp(APR_ARRAY_IDX(id->addresses, 1, const char *), "fd7a:115c:a1e0::e901:6667/128") == 0,
              "node addresses");
@@ -283,6 +288,7 @@ static void test_identity_user(void)
             apr_pool_destroy(sub);   /* the copy must not point into sub */
             TU_CHECK(strcmp(cp2->node_name, "laptop.tail1234.ts.net") == 0
                      && tsl_identity_has_cap(cp2, "example.com/cap/web", "role", "admin")
+                     && cp2->groups->nelts == 2 && tsl_identity_has_group(cp2, "group:eng")
                      && strcmp(tsl_identity_caps_filtered(p2, cp2, names),
                                "{\"a.example/cap/null\":null,\"tailscale.com/cap/webui\":[\"plain\",3]}") == 0,
                      "copy survives its source pool");
@@ -311,6 +317,8 @@ static void test_identity_others(void)
         TU_CHECK(tsl_identity_caps_filtered(pool, id, names) == NULL, "caps_filtered NULL without CapMap");
         TU_STR(id->tailnet, "tail1234.ts.net", "tagged tailnet");
         TU_CHECK(!id->is_shared_in, "tagged not shared");
+        TU_CHECK(id->groups->nelts == 0 && !tsl_identity_has_group(id, "group:eng"),
+                 "absent Groups: none");
     }
     TU_CHECK(parse_id(SHARED_JSON, &id, &r) == TSL_OK, "whois shared-in parses");
     if (id) {
@@ -348,6 +356,9 @@ static void test_identity_others(void)
     TU_CHECK(parse_id("{\"Node\":{\"Name\":\"a.b.\",\"ID\":\"7\"},\"UserProfile\":{\"LoginName\":\"a@b\"}}",
                       &id, &r) == TSL_ERR_PARSE && strstr(r.text, "Node.ID is not an integer"),
              "Node.ID wrong type");
+    TU_CHECK(parse_id("{\"Node\":{\"Name\":\"a.b.\"},\"UserProfile\":{\"LoginName\":\"a@b\",\"Groups\":\"group:x\"}}",
+                      &id, &r) == TSL_ERR_PARSE && strstr(r.text, "UserProfile.Groups is not an array"),
+             "Groups wrong type");
     TU_CHECK(parse_id("{\"Node\":{\"Name\":\"a.b.\",\"Tags\":\"tag:x\"},\"UserProfile\":{\"LoginName\":\"a@b\"}}",
                       &id, &r) == TSL_ERR_PARSE && strstr(r.text, "Node.Tags is not an array"),
              "Tags wrong type");
