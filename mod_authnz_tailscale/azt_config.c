@@ -23,6 +23,7 @@ void *azt_create_server_conf(apr_pool_t *p, server_rec *s)
     sc->timeout = AZT_UNSET;
     sc->cache_size = AZT_UNSET;
     sc->strip_headers = AZT_UNSET;
+    sc->behind_serve = AZT_UNSET;
     return sc;
 }
 
@@ -39,6 +40,8 @@ void *azt_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     sc->proxies = add->proxies ? add->proxies : base->proxies;
     sc->strip_headers = add->strip_headers != AZT_UNSET ? add->strip_headers
                                                          : base->strip_headers;
+    sc->behind_serve = add->behind_serve != AZT_UNSET ? add->behind_serve
+                                                       : base->behind_serve;
     return sc;
 }
 
@@ -225,6 +228,12 @@ static const char *set_strip(cmd_parms *cmd, void *dummy, int flag)
     return NULL;
 }
 
+static const char *set_behind_serve(cmd_parms *cmd, void *dummy, int flag)
+{
+    azt_server_conf_get(cmd->server)->behind_serve = flag;
+    return NULL;
+}
+
 static const char *set_headers(cmd_parms *cmd, void *dcv, int flag)
 {
     ((azt_dir_conf *)dcv)->headers = flag;
@@ -292,6 +301,9 @@ const command_rec azt_cmds[] = {
                     "(mod_remoteip) is looked up instead of the peer itself"),
     AP_INIT_FLAG("AuthTailscaleStripHeaders", set_strip, NULL, RSRC_CONF,
                  "remove client-sent Tailscale-User-* headers (default on)"),
+    AP_INIT_FLAG("AuthTailscaleBehindServe", set_behind_serve, NULL, RSRC_CONF,
+                 "a loopback peer owned by tailscaled's uid is tailscale serve: its "
+                 "X-Forwarded-For client is looked up (default off)"),
     AP_INIT_FLAG("AuthTailscaleHeaders", set_headers, NULL, OR_AUTHCFG,
                  "pass the identity to backends as tailscale serve's headers"),
     AP_INIT_ITERATE("AuthTailscaleAcceptAppCaps", add_accept_cap, NULL, OR_AUTHCFG,

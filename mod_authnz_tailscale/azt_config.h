@@ -42,6 +42,7 @@ typedef struct {
     int cache_size;                 /* entries per process, -1 unset */
     apr_array_header_t *proxies;    /* of azt_proxy; NULL unset */
     int strip_headers;              /* remove client-sent Tailscale-* headers */
+    int behind_serve;               /* believe tailscaled's own loopback proxy */
 } azt_server_conf;
 
 typedef struct {

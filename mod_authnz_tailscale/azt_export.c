@@ -31,6 +31,9 @@ int azt_export_strip(request_rec *r)
     apr_array_header_t *names;
     int i;
 
+    if (azt_server_conf_get(r->server)->behind_serve == 1) {
+        azt_lookup_note_serve(r);
+    }
     if (!azt_server_conf_get(r->server)->strip_headers) {
         return DECLINED;
     }
@@ -88,6 +91,9 @@ static void set_env(request_rec *r, const azt_lookup *lk, const azt_dir_conf *dc
     const char *caps;
     int fresh = apr_table_get(env, "TAILSCALE_ADDR") == NULL;
 
+    if (lk->funnel) {
+        env_put(env, fresh, "TAILSCALE_FUNNEL", "1");
+    }
     env_put(env, fresh, "TAILSCALE_ADDR", lk->addr);
     if (lk->via_proxy) {
         env_put(env, fresh, "TAILSCALE_VIA_PROXY", lk->peer_addr);

@@ -13,7 +13,10 @@
 #include "azt_cache.h"
 #include "azt_breaker.h"
 #include "azt_stats.h"
+#include "azt_sockuid.h"
 #include "azt_lookup.h"
+
+#include <sys/stat.h>
 
 APLOG_USE_MODULE(authnz_tailscale);
 
@@ -49,6 +52,7 @@ typedef struct {
 
 typedef struct {
     azt_conn_slot slot[2];
+    int serve_peer;             /* 0 not asked, 1 tailscaled's serve, -1 anyone else */
 } azt_conn_cache;
 
 enum { SLOT_PEER = 0, SLOT_FORWARDED = 1 };
@@ -457,6 +461,126 @@ static const char *forwarded_client(request_rec *r, const char *peer)
     return changed == 0 ? uip : changed == 1 ? found : NULL;
 }
 
+#define NOTE_SERVE_CLIENT "tailscale-serve-client"
+#define NOTE_SERVE_FUNNEL "tailscale-serve-funnel"
+
+void azt_lookup_note_serve(request_rec *r)
+{
+    const char *xff = apr_table_get(r->headers_in, "X-Forwarded-For");
+    const char *funnel = apr_table_get(r->headers_in, "Tailscale-Funnel-Request");
+
+    if (xff) {
+        /* serve sets exactly one entry; a longer list came through another
+         * hop, whose rightmost entry is the one serve wrote. */
+        const char *last = strrchr(xff, ',');
+        char *v = apr_pstrdup(r->pool, last ? last + 1 : xff);
+        apr_size_t n;
+
+        while (*v == ' ' || *v == '\t') {
+            v++;
+        }
+        n = strlen(v);
+        while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t')) {
+            v[--n] = '\0';
+        }
+        apr_table_setn(r->notes, NOTE_SERVE_CLIENT, v);
+    }
+    if (funnel && !strcmp(funnel, "?1")) {
+        apr_table_setn(r->notes, NOTE_SERVE_FUNNEL, "1");
+    }
+}
+
+/* Is the connection's loopback peer tailscaled itself (tailscale serve)?
+ * Its socket must belong to the uid that owns the LocalAPI socket; any
+ * other local user could send serve's headers.  Asked once per connection. */
+static int from_serve(request_rec *r, const azt_sock *sk, const apr_sockaddr_t *sa)
+{
+    conn_rec *c = r->connection;
+    conn_rec *primary = c->master ? c->master : c;
+    azt_conn_cache *cc = ap_get_module_config(c->conn_config, &authnz_tailscale_module);
+    apr_socket_t *sock = ap_get_conn_socket(primary);
+    apr_sockaddr_t *la;
+    struct stat st;
+    uid_t uid = 0;
+    apr_status_t rv = APR_EINVAL;
+
+    if (!azt_sockuid_is_loopback(sa)) {
+        return 0;
+    }
+    if (!cc) {
+        cc = apr_pcalloc(c->pool, sizeof(*cc));
+        ap_set_module_config(c->conn_config, &authnz_tailscale_module, cc);
+    }
+    if (cc->serve_peer) {
+        return cc->serve_peer > 0;
+    }
+    cc->serve_peer = -1;
+    if (stat(sk->path, &st) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, errno, r,
+                      "TS01041: AuthTailscaleBehindServe (vhost %s): cannot stat "
+                      "tailscaled's socket %s to learn its owner; the loopback peer is "
+                      "treated as an ordinary local client", r->server->server_hostname,
+                      sk->path);
+        return 0;
+    }
+    if (!sock || apr_socket_addr_get(&la, APR_LOCAL, sock) != APR_SUCCESS
+        || (rv = azt_sockuid_of_peer(la, sa, &uid)) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, sock ? rv : APR_EINVAL, r,
+                      "TS01042: AuthTailscaleBehindServe (vhost %s): the kernel did not "
+                      "say who owns the loopback peer's socket (sock_diag); it is treated "
+                      "as an ordinary local client", r->server->server_hostname);
+        return 0;
+    }
+    if (uid != st.st_uid) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "TS01043: loopback peer owned by uid %ld, not tailscaled's uid %ld "
+                      "(owner of %s): not tailscale serve, its X-Forwarded-For is ignored",
+                      (long)uid, (long)st.st_uid, sk->path);
+        return 0;
+    }
+    cc->serve_peer = 1;
+    return 1;
+}
+
+/* The request came through tailscale serve: its client is the address
+ * serve put in X-Forwarded-For, looked up by IP; a Funnel client is a
+ * public address and never a tailnet peer. */
+static void lookup_served(request_rec *r, azt_sock *sk, apr_sockaddr_t *sa,
+                          azt_lookup *lk)
+{
+    request_rec *q;
+    const char *client, *norm;
+    char buf[64];
+
+    for (q = r; q->main || q->prev; q = q->main ? q->main : q->prev) {
+    }
+    lk->via_serve = 1;
+    lk->peer_code = TSL_ERR_NOT_FOUND;
+    lk->peer_addr = apr_sockaddr_ip_getbuf(buf, sizeof(buf), sa) == APR_SUCCESS
+                    ? apr_psprintf(r->pool, "%s:%d", buf, sa->port) : "loopback";
+    lk->code = TSL_ERR_NOT_FOUND;
+    lk->addr = lk->peer_addr;
+    if (apr_table_get(q->notes, NOTE_SERVE_FUNNEL)) {
+        lk->funnel = 1;
+        client = apr_table_get(q->notes, NOTE_SERVE_CLIENT);
+        lk->addr = client ? client : lk->peer_addr;
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "TS01044: tailscale serve forwarded a Funnel request from %s: a "
+                      "public client, not a tailnet peer", lk->addr);
+        return;
+    }
+    client = apr_table_get(q->notes, NOTE_SERVE_CLIENT);
+    norm = client ? tsl_addr_normalize(r->pool, client) : NULL;
+    if (!norm) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "TS01045: tailscale serve connected from %s (vhost %s) without a "
+                      "usable X-Forwarded-For (%s); no tailnet identity for this request",
+                      lk->peer_addr, r->server->server_hostname, client ? client : "none");
+        return;
+    }
+    lk->code = ask(r, sk, SLOT_FORWARDED, NULL, norm, 0, &lk->id, &lk->addr, &lk->error);
+}
+
 const azt_lookup *azt_lookup_get(request_rec *r)
 {
     request_rec *q;
@@ -502,6 +626,10 @@ const azt_lookup *azt_lookup_request(request_rec *r)
         lk->error = "the connection has no socket peer address";
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       "TS01011: %s; no tailnet identity for this request", lk->error);
+        return lk;
+    }
+    if (sc->behind_serve == 1 && from_serve(r, sk, sa)) {
+        lookup_served(r, sk, sa, lk);
         return lk;
     }
     if ((cs = slot_for_sockaddr(r->connection, sk, sc, sa, apr_time_now()))) {

@@ -23,6 +23,8 @@ typedef struct azt_lookup {
     tsl_identity *peer_id;
     const char *peer_addr;
     int via_proxy;              /* id belongs to a client forwarded by a trusted proxy */
+    int via_serve;              /* ... by tailscaled's own serve proxy on loopback */
+    int funnel;                 /* serve said: a public Funnel client, not a peer */
 } azt_lookup;
 
 /* Look the request's identity up (once per request; subrequests and internal
@@ -39,6 +41,11 @@ int azt_lookup_unavailable(tsl_code code);
  * a trusted proxy is configured) to tell which hop a forwarded client came
  * from after mod_remoteip rewrote them. */
 int azt_lookup_post_read(request_rec *r);
+
+/* post_read_request, before headers are stripped or rewritten: keep what
+ * tailscale serve would have sent (rightmost X-Forwarded-For entry, the
+ * Funnel marker) for the lookup, which believes it only from tailscaled. */
+void azt_lookup_note_serve(request_rec *r);
 
 /* Create the per-process clients and cache (child_init). */
 void azt_lookup_child_init(apr_pool_t *pchild, server_rec *s);
