@@ -14,6 +14,7 @@
 #include "tsl_identity.h"
 #include "azt_config.h"
 #include "azt_lookup.h"
+#include "azt_stats.h"
 #include "azt_authz.h"
 
 APLOG_USE_MODULE(authnz_tailscale);
@@ -392,19 +393,18 @@ static int match_tags(const apr_array_header_t *tags, const tsl_identity *id)
     return 0;
 }
 
-/* Set once this process has seen a whois answer that lists groups. */
-static volatile apr_uint32_t groups_seen;
-static volatile apr_uint32_t groups_warned;
-
 static int match_groups(request_rec *r, const apr_array_header_t *groups,
                         const tsl_identity *id)
 {
+    azt_stats *st = azt_stats_get();   /* shared by all processes */
     int i;
 
     if (id->groups->nelts) {
-        apr_atomic_set32(&groups_seen, 1);
+        if (!apr_atomic_read32(&st->groups_seen)) {
+            apr_atomic_set32(&st->groups_seen, 1);
+        }
     }
-    else if (!apr_atomic_read32(&groups_seen) && !apr_atomic_xchg32(&groups_warned, 1)) {
+    else if (!apr_atomic_read32(&st->groups_seen) && !apr_atomic_xchg32(&st->groups_warned, 1)) {
         /* tailscaled lists a user's groups only to a node that holds the
          * see-groups node attribute; without it this rule can never match. */
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,

@@ -22,6 +22,8 @@ typedef struct azt_stats {
     int last_error_code;
     char last_error[512];
     volatile apr_uint64_t last_logged[16]; /* per tsl_code: last log time */
+    volatile apr_uint32_t groups_seen;  /* a whois answer listed groups */
+    volatile apr_uint32_t groups_warned;/* TS01040 was logged */
 } azt_stats;
 
 /* Create the shared counters in the parent (falls back to process memory). */

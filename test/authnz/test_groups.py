@@ -58,7 +58,7 @@ ScriptSock @DIR@/run/cgid.sock
     status, body, _ = site.get("phone", "/cgi-bin/env.cgi")
     assert env_of(body)["TAILSCALE_USER_GROUPS"] == "group:ops"
     assert site.get("juergen-pc", "/cgi-bin/env.cgi")[0] == 403
-    assert site.get("ci-runner", "/cgi-bin/env.cgi")[0] == 401   # tagged: no user
+    assert site.get("ci-runner", "/cgi-bin/env.cgi")[0] == 403   # tagged: no groups
 
 
 def test_node_without_see_groups_denies_and_warns_once(make_site, emulator):

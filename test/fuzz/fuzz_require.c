@@ -140,6 +140,12 @@ int azt_lookup_unavailable(tsl_code code)
     return tsl_code_is_unavailable(code);
 }
 
+azt_stats *azt_stats_get(void)
+{
+    static azt_stats st;
+    return &st;
+}
+
 const azt_lookup *azt_lookup_request(request_rec *r)
 {
     (void)r;
