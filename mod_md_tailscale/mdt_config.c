@@ -457,7 +457,8 @@ static const char *cmd_ts_line(cmd_parms *cmd, void *dc, const char *args)
 /* An MDomain that is not ours: mod_md's, or an error without mod_md. */
 static const char *cmd_foreign_md(cmd_parms *cmd, void *dc, const char *arg)
 {
-    const char *end, *names = arg;
+    const char *end, *names = arg, *proto = "none, so ACME";
+    const ap_directive_t *c;
 
     if (mdt_claim_mod_md_loaded()) {
         return DECLINE_CMD;
@@ -466,10 +467,16 @@ static const char *cmd_foreign_md(cmd_parms *cmd, void *dc, const char *arg)
     if (end && cmd->directive && cmd->directive->directive[0] == '<') {
         names = apr_pstrmemdup(cmd->pool, arg, (apr_size_t)(end - arg));
     }
+    /* Quote what it names, so a typo ("tailscal") is visible. */
+    for (c = cmd->directive ? cmd->directive->first_child : NULL; c; c = c->next) {
+        if (!strcasecmp(c->directive, "MDCertificateProtocol") && c->args) {
+            proto = apr_psprintf(cmd->pool, "'%s'", c->args);
+        }
+    }
     return apr_psprintf(cmd->pool, "TS02002: MDomain %s: only MDCertificateProtocol "
-                        "tailscale is handled by mod_md_tailscale; load mod_md for "
-                        "ACME (a2enmod md), or add 'MDCertificateProtocol tailscale' "
-                        "to the MDomain", names);
+                        "tailscale is handled by mod_md_tailscale, and this MDomain's "
+                        "protocol is %s; load mod_md for ACME (a2enmod md), or write "
+                        "'MDCertificateProtocol tailscale' in the MDomain", names, proto);
 }
 
 /* ---- global MD* settings shared with mod_md --------------------------- */

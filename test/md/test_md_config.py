@@ -72,6 +72,14 @@ def test_acme_mdomain_without_mod_md_is_a_clear_error(make_httpd):
     assert "load mod_md" in out
 
 
+def test_unknown_protocol_is_quoted_in_ts02002(make_httpd):
+    conf = cfg() + ("<MDomain other.tail1234.ts.net>\n  MDCertificateProtocol tailscal\n"
+                    "</MDomain>\n")
+    rc, out = configtest(make_httpd, conf)
+    assert rc != 0 and "TS02002" in out, out
+    assert "protocol is 'tailscal'" in out, out
+
+
 def test_one_line_acme_mdomain_without_mod_md_is_a_clear_error(make_httpd):
     rc, out = configtest(make_httpd, cfg() + "MDomain acme.example.org\n")
     assert rc != 0 and "TS02002" in out and "acme.example.org" in out
