@@ -769,12 +769,41 @@ class Tailnet:
         j.update(node["extra"])
         return j
 
+    def service_ips(self):
+        """Self.CapMap["service-host"]: {"svc:web": [VIP, ...]} (tailcfg.ServiceIPMappings)."""
+        out = {}
+        for v in (self.self_node.get("node_cap_map") or {}).get("service-host") or []:
+            if isinstance(v, dict):
+                for name, ips in v.items():
+                    out.setdefault(name, []).extend(ipaddress.ip_address(a) for a in ips)
+        return out
+
     def peer_cap_map(self, node, svc_name="", dst_ip=""):
-        """The whois CapMap: null when the peer has no capabilities."""
-        cm = node["cap_map"]
-        for scope in (svc_name, dst_ip):
-            if scope and scope in node["cap_map_by_dst"]:
-                cm = node["cap_map_by_dst"][scope]
+        """The whois CapMap (null when the peer has no capabilities), as
+        tailscaled 1.100+ scopes it: svc_name (which wins over dst_ip) is
+        resolved to the service's VIP of the peer's address family; a
+        destination that is one of this node's own addresses gets the host's
+        grants, a hosted service's VIP the grants that target that service,
+        anything else none."""
+        by_dst = node["cap_map_by_dst"]
+        if svc_name:
+            fam = node["addresses"][0].version
+            vips = [a for a in self.service_ips().get(svc_name, []) if a.version == fam]
+            if not vips:
+                return None
+            cm = by_dst.get(svc_name, by_dst.get(str(vips[0])))
+        elif dst_ip:
+            d = unmap_addr(go_parse_addr(dst_ip))
+            if any(addr_key(d) == addr_key(a) for a in self.self_node["addresses"]):
+                cm = node["cap_map"]
+            else:
+                names = [n for n, ips in self.service_ips().items()
+                         if any(addr_key(d) == addr_key(a) for a in ips)]
+                cm = by_dst.get(str(d))
+                if cm is None and names:
+                    cm = by_dst.get(names[0])
+        else:
+            cm = node["cap_map"]
         return sorted_map(cm) if cm else None
 
     def peer_status(self, node):

@@ -481,6 +481,23 @@ def test_no_groups_without_the_see_groups_attribute(emulator):
     assert "CapMap" not in emulator.localapi("/localapi/v0/status").json()["Self"]
 
 
+def test_whois_capmap_is_scoped_to_the_destination(emulator):
+    def caps(q):
+        return emulator.localapi("/localapi/v0/whois?addr=100.64.0.2" + q).json()["CapMap"]
+    host = {"example.com/cap/empty": None, "example.com/cap/web": [{"role": "viewer"}]}
+    svc = {"example.com/cap/web": [{"role": "admin"}]}
+    assert caps("") == host
+    assert caps("&dst_ip=100.100.0.1") == caps("&dst_ip=fd7a:115c:a1e0::1") == host
+    assert caps("&dst_ip=100.100.100.50") == caps("&dst_ip=fd7a:115c:a1e0::50") == svc
+    assert caps("&svc_name=svc:web") == svc
+    assert caps("&dst_ip=100.100.0.99") is None          # not a destination of ours
+    assert caps("&svc_name=svc:other") is None           # not a hosted service
+    assert caps("&svc_name=svc:other&dst_ip=100.100.100.50") is None   # svc_name wins
+    st = emulator.localapi("/localapi/v0/status").json()
+    assert st["Self"]["CapMap"]["service-host"] == [
+        {"svc:web": ["100.100.100.50", "fd7a:115c:a1e0::50"]}]
+
+
 # ---------------------------------------------------------------- status & friends
 
 def test_status_is_tab_indented_with_trailing_newline(emulator):
