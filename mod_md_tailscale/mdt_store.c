@@ -28,15 +28,29 @@ static const char *mkdir_mode(apr_pool_t *p, const char *path, mode_t mode, int 
     if (mkdir(path, mode) != 0 && errno != EEXIST) {
         return sys_err(p, "cannot create directory", path, errno);
     }
-    if (stat(path, &st) != 0) {
+    if (lstat(path, &st) != 0) {
         return sys_err(p, "cannot stat", path, errno);
+    }
+    if (S_ISLNK(st.st_mode)) {
+        return apr_psprintf(p, "%s is a symbolic link; the store does not follow "
+                            "links (make it a directory, or point MDTailscaleStoreDir "
+                            "at the link's target)", path);
     }
     if (!S_ISDIR(st.st_mode)) {
         return apr_psprintf(p, "%s exists but is not a directory", path);
     }
-    /* umask may have narrowed or an older install widened it */
-    if ((enforce || (st.st_mode & 07777) != mode) && st.st_uid == geteuid()
-        && chmod(path, mode) != 0) {
+    if (st.st_uid != geteuid()) {
+        return apr_psprintf(p, "%s is owned by uid %ld, not by uid %ld that keeps the "
+                            "store; others could replace its keys (fix: chown %ld %s)",
+                            path, (long)st.st_uid, (long)geteuid(), (long)geteuid(),
+                            path);
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        return apr_psprintf(p, "%s is writable by its group or by others; others could "
+                            "replace its keys (fix: chmod go-w %s)", path, path);
+    }
+    /* umask may have narrowed it */
+    if ((enforce || (st.st_mode & 07777) != mode) && chmod(path, mode) != 0) {
         return sys_err(p, "cannot set the mode of", path, errno);
     }
     return NULL;
@@ -133,7 +147,7 @@ const char *mdt_store_write_atomic(apr_pool_t *p, const char *path, const char *
 
 char *mdt_store_read(apr_pool_t *p, const char *path, apr_size_t max, apr_size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
     char *buf;
     apr_size_t off = 0;

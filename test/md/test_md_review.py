@@ -49,3 +49,37 @@ def test_first_start_without_a_stored_certificate_counts_one_obtained(make_httpd
     st = wait_for(lambda: (lambda s: s if s.get("helperPid") else None)(domain_status(h)),
                   timeout=30, what="helper status")
     assert (st["obtained"], st["renewals"]) == (1, 0), st
+
+
+def _store_start(make_httpd, emulator, store):
+    conf = md_config(global_extra=f"MDTailscaleStoreDir {store}\n")
+    h = md_httpd(make_httpd, conf, start=False)
+    return h.start(expect_fail=True)
+
+
+def test_store_refuses_a_symlinked_directory(make_httpd, emulator, tmp_dir):
+    import os
+    real = tmp_dir / "real-store"
+    real.mkdir()
+    os.symlink(real, tmp_dir / "store")
+    rc, out = _store_start(make_httpd, emulator, tmp_dir / "store")
+    assert rc != 0 and "TS02020" in out and "symbolic link" in out, out
+
+
+def test_store_refuses_directories_owned_by_another_uid(make_httpd, emulator, tmp_dir):
+    import os
+    from lib.httpd import www_data_ids
+    store = tmp_dir / "store"
+    (store / "domains").mkdir(parents=True)
+    os.chown(store / "domains", *www_data_ids())
+    rc, out = _store_start(make_httpd, emulator, store)
+    assert rc != 0 and "TS02020" in out and f"chown 0 {store}/domains" in out, out
+
+
+def test_store_refuses_group_writable_directories(make_httpd, emulator, tmp_dir):
+    import os
+    store = tmp_dir / "store"
+    (store / "status").mkdir(parents=True)
+    os.chmod(store / "status", 0o775)
+    rc, out = _store_start(make_httpd, emulator, store)
+    assert rc != 0 and "TS02020" in out and f"chmod go-w {store}/status" in out, out
