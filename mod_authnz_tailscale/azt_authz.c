@@ -270,8 +270,9 @@ static const char *parse(cmd_parms *cmd, const char *line, const void **parsed,
                                 "Require %s: expressions are not supported in '%s'; "
                                 "write literal values", kind_name(kind), w);
         }
-        if (kind != REQ_CAP || !req->cap) {
-            /* capability conditions (field=value) hold JSON values: any text */
+        if (kind != REQ_CAP || !req->cap || w[0] == '#') {
+            /* capability conditions (field=value) hold JSON values: any text,
+             * but not a trailing comment ("#role=admin ..." is one) */
             const char *why = value_problem(cmd->pool, kind, w);
             if (why) {
                 return why;

@@ -101,8 +101,10 @@ static void schedule_ok(const mdt_runtime *rt, mdt_state *st, apr_time_t now,
     mdt_state_clear_error(st);
 }
 
-int mdt_driver_probe(server_rec *s, const mdt_runtime *rt, mdt_state *st,
-                     tsl_client *client, apr_pool_t *ptemp)
+/* log: 0 after a failed attempt, whose own line (mdt_driver_log_error)
+ * already lists the CertDomains recorded here: one line per attempt. */
+static int probe(server_rec *s, const mdt_runtime *rt, mdt_state *st,
+                 tsl_client *client, apr_pool_t *ptemp, int log)
 {
     tsl_status *ts = NULL;
     tsl_result res;
@@ -116,6 +118,10 @@ int mdt_driver_probe(server_rec *s, const mdt_runtime *rt, mdt_state *st,
                 sizeof(st->cert_domains));
     apr_cpystrn(st->backend_state, ts->backend_state ? ts->backend_state : "",
                 sizeof(st->backend_state));
+    if (!log) {
+        return ts->backend_state && strcmp(ts->backend_state, "Running") ? 1
+               : tsl_status_cert_domain_ok(ts, st->md->request);
+    }
     if (ts->backend_state && strcmp(ts->backend_state, "Running")) {
         mdt_error_for_kind(MDT_KIND_NOT_RUNNING, &ei);
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "%s: MDomain %s: tailscaled at "
@@ -142,6 +148,12 @@ int mdt_driver_probe(server_rec *s, const mdt_runtime *rt, mdt_state *st,
         return 0;
     }
     return 1;
+}
+
+int mdt_driver_probe(server_rec *s, const mdt_runtime *rt, mdt_state *st,
+                     tsl_client *client, apr_pool_t *ptemp)
+{
+    return probe(s, rt, st, client, ptemp, 1);
 }
 
 mdt_check_outcome mdt_driver_check(server_rec *s, const mdt_runtime *rt,
@@ -196,7 +208,7 @@ mdt_check_outcome mdt_driver_check(server_rec *s, const mdt_runtime *rt,
         fail(st, &ei, res.text, res.http_status);
         if (!strcmp(ei.kind, "invalid-domain") || !strcmp(ei.kind, "https-disabled")
             || !strcmp(ei.kind, "no-netmap")) {
-            (void)mdt_driver_probe(s, rt, st, client, ptemp);
+            (void)probe(s, rt, st, client, ptemp, 0);
         }
         wait = schedule_retry(rt, st, answered, res.code == TSL_ERR_RATE_LIMITED
                                                 ? res.retry_after : -1);

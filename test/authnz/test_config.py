@@ -35,6 +35,8 @@ BAD = [
     ("<Location />\nRequire tailscale-peer-node edge # proxy\n</Location>", "no trailing comments"),
     ("<Location />\nRequire tailscale-peer-tag tag:edge # proxy\n</Location>", "no trailing comments"),
     ("<Location />\nRequire tailscale-cap # example.com/cap/web\n</Location>", "no trailing comments"),
+    ("<Location />\nRequire tailscale-cap example.com/cap/web #role=admin\n</Location>",
+     "no trailing comments"),
     ("<Location />\nRequire not tailscale-user mallory@example.com # never\n</Location>",
      "no trailing comments"),
     # list separators from other software

@@ -165,6 +165,17 @@ def test_wrong_domain(make_httpd, emulator):
     assert not s.verified and s.status == 503
 
 
+def test_wrong_domain_logs_one_line_per_attempt(make_httpd, emulator):
+    """Each failed attempt logs one TS02045 line (with the CertDomains); the
+    status call after it records them without a TS02051 line of its own."""
+    name = "nothere.tail1234.ts.net"
+    h = md_httpd(make_httpd, md_config(domain=name, global_extra=FAST))
+    wait_for(lambda: h.error_log().count("TS02045: ") >= 3, timeout=30)
+    log = h.error_log()
+    # at most the one the helper logs when it starts, before any attempt
+    assert log.count("TS02051: ") <= 1, log
+
+
 def test_https_not_enabled(make_httpd, make_emulator):
     emu = make_emulator(tailnet(https=False))
     h = md_httpd(make_httpd, md_config(ca=emu.socket_path, global_extra=FAST),
