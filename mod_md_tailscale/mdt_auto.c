@@ -4,8 +4,12 @@
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
 #include "mdt_claim.h"
 #include "mdt_auto.h"
+
+APLOG_USE_MODULE(md_tailscale);
 
 #define TS_NET ".ts.net"
 
@@ -191,11 +195,78 @@ static const char *walk(apr_pool_t *p, const ap_directive_t *d, mdt_config *c,
     return NULL;
 }
 
+/* Record, per ts.net name, a <VirtualHost> without SSLEngine on naming it,
+ * or SSL_SEEN once one with SSLEngine on does. */
+static const char SSL_SEEN[] = "ssl";
+
+static void collect_served(apr_pool_t *p, const ap_directive_t *d, apr_hash_t *seen)
+{
+    for (; d; d = d->next) {
+        if (is(d, "<VirtualHost")) {
+            vhost_info vi;
+            int i;
+
+            memset(&vi, 0, sizeof(vi));
+            vi.names = apr_array_make(p, 2, sizeof(const char *));
+            read_vhost(p, d->first_child, &vi);
+            for (i = 0; i < vi.names->nelts; ++i) {
+                const char *n = APR_ARRAY_IDX(vi.names, i, const char *);
+                if (vi.ssl_on) {
+                    apr_hash_set(seen, n, APR_HASH_KEY_STRING, SSL_SEEN);
+                }
+                else if (!apr_hash_get(seen, n, APR_HASH_KEY_STRING)) {
+                    apr_hash_set(seen, n, APR_HASH_KEY_STRING, d);
+                }
+            }
+        }
+        else if (d->first_child && d->directive && strncasecmp(d->directive, "<If", 3) == 0) {
+            collect_served(p, d->first_child, seen);
+        }
+    }
+}
+
+/* An MDomain whose names appear only in virtual hosts without SSLEngine on
+ * is served as plain HTTP (alice got 200 on http://name:443/): say so when
+ * the configuration is read, apache2 -t included, not only after a start. */
+static void warn_plain_only(apr_pool_t *p, const ap_directive_t *tree, const mdt_config *c)
+{
+    apr_hash_t *seen = apr_hash_make(p);
+    int i, j;
+
+    collect_served(p, tree, seen);
+    for (i = 0; i < c->domains->nelts; ++i) {
+        const mdt_domain *md = APR_ARRAY_IDX(c->domains, i, const mdt_domain *);
+        const ap_directive_t *plain = NULL;
+
+        for (j = 0; j < md->names->nelts; ++j) {
+            const void *v = apr_hash_get(seen, APR_ARRAY_IDX(md->names, j, const char *),
+                                         APR_HASH_KEY_STRING);
+            if (v && v != (const void *)SSL_SEEN) {
+                plain = plain ? plain : v;
+            }
+            else if (v) {
+                plain = NULL;
+                break;
+            }
+        }
+        if (plain) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, NULL, "TS02086: MDomain %s: the "
+                         "<VirtualHost %s at %s:%d names it but has no SSLEngine on, and no "
+                         "virtual host with SSLEngine on does: that port answers plain "
+                         "HTTP and the certificate is not used; add SSLEngine on",
+                         md->name, plain->args, plain->filename, plain->line_num);
+        }
+    }
+}
+
 const char *mdt_auto_add_domains(apr_pool_t *p, const ap_directive_t *tree,
                                  mdt_config *c)
 {
     apr_hash_t *mod_md_names = apr_hash_make(p);
 
+    if (c && tree) {
+        warn_plain_only(p, tree, c);
+    }
     if (!c || c->auto_domains == 0 || !tree) {
         return NULL;
     }

@@ -163,3 +163,18 @@ def test_relative_socket_error_gives_its_hint_once(make_httpd):
                                                   "relative/tailscaled.sock\n"))
     assert rc != 0 and "relative/tailscaled.sock" in out, out
     assert out.count("file://localhost/") == 1, out
+
+
+def test_managed_vhost_without_sslengine_is_reported_by_configtest(make_httpd):
+    plain = f"<VirtualHost 127.0.0.1:@TLS_PORT@>\n  ServerName {DOMAIN}\n</VirtualHost>\n"
+    rc, out = configtest(make_httpd, cfg(vhosts=plain))
+    assert rc == 0, out
+    assert "TS02086" in out and DOMAIN in out and "SSLEngine on" in out, out
+
+
+def test_plain_vhost_next_to_an_ssl_one_is_not_reported(make_httpd):
+    both = (f"<VirtualHost 127.0.0.1:@PORT@>\n  ServerName {DOMAIN}\n</VirtualHost>\n"
+            + vhost(DOMAIN))
+    rc, out = configtest(make_httpd, cfg(vhosts=both))
+    assert rc == 0, out
+    assert "TS02086" not in out, out
