@@ -6,6 +6,12 @@
 tsl_code tsl_whois(tsl_client *c, apr_pool_t *p, const char *ip, int port,
                    tsl_identity **out, tsl_result *res)
 {
+    return tsl_whois_dst(c, p, ip, port, NULL, out, res);
+}
+
+tsl_code tsl_whois_dst(tsl_client *c, apr_pool_t *p, const char *ip, int port,
+                       const char *dst_ip, tsl_identity **out, tsl_result *res)
+{
     const char *addr;
     tsl_response *resp;
     tsl_code code;
@@ -20,7 +26,10 @@ tsl_code tsl_whois(tsl_client *c, apr_pool_t *p, const char *ip, int port,
                               ip ? ip : "", port);
     }
     code = tsl_client_get(c, p, apr_pstrcat(p, "whois?addr=",
-                                            tsl_query_escape(p, addr), NULL),
+                                            tsl_query_escape(p, addr),
+                                            dst_ip ? "&dst_ip=" : "",
+                                            dst_ip ? tsl_query_escape(p, dst_ip) : "",
+                                            NULL),
                           0, &resp, res);
     if (code != TSL_OK) {
         return code;

@@ -53,6 +53,8 @@ typedef struct {
 typedef struct {
     azt_conn_slot slot[2];
     int serve_peer;             /* 0 not asked, 1 tailscaled's serve, -1 anyone else */
+    int dst_known;              /* dst below has been worked out */
+    const char *dst;            /* the socket's own address when it is a tailnet one */
 } azt_conn_cache;
 
 enum { SLOT_PEER = 0, SLOT_FORWARDED = 1 };
@@ -222,6 +224,31 @@ static const azt_conn_slot *slot_for_sockaddr(conn_rec *c, const azt_sock *sk,
     return NULL;
 }
 
+/* The address the client connected to, when it is a tailnet address (this
+ * node's own or a Tailscale Services VIP it hosts): whois then scopes the
+ * grants to it.  A loopback or LAN address (userspace networking, subnet
+ * routes) gets none, as tailscaled would grant nothing there.  The socket's
+ * own address, also behind a PROXY preamble; worked out once per connection. */
+static const char *conn_dst(conn_rec *c, azt_conn_cache *cc)
+{
+    conn_rec *primary = c->master ? c->master : c;
+    apr_socket_t *sock = ap_get_conn_socket(primary);
+    apr_sockaddr_t *la;
+    char buf[64];
+
+    if (!cc->dst_known) {
+        cc->dst_known = 1;
+        if (sock && apr_socket_addr_get(&la, APR_LOCAL, sock) == APR_SUCCESS
+            && apr_sockaddr_ip_getbuf(buf, sizeof(buf), la) == APR_SUCCESS) {
+            const char *norm = tsl_addr_normalize(c->pool, buf);
+            if (norm && tsl_addr_is_tailnet(norm)) {
+                cc->dst = norm;
+            }
+        }
+    }
+    return cc->dst;
+}
+
 /* Ask about ip:port, through the connection slot, the process cache and
  * finally tailscaled; sa is the socket address ip:port came from (NULL for
  * a forwarded client).  Returns the code; *id set for TSL_OK. */
@@ -242,7 +269,7 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
     char down_text[256];
     tsl_code code;
     tsl_result res;
-    const char *norm;
+    const char *norm, *dst;
     apr_pool_t *sp;
 
     *id = NULL;
@@ -271,6 +298,11 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
     }
     *addr = tsl_addr_format(r->pool, norm, port);
     key = peer_key(r->pool, sk, norm, port);
+    dst = conn_dst(c, cc);
+    if (dst) {
+        /* The grants depend on the destination too. */
+        key.text = apr_pstrcat(r->pool, key.text, "|dst=", dst, NULL);
+    }
     if (cs->key && fresh(sc, cs->code, cs->fetched, now) && !strcmp(cs->key, key.text)) {
         azt_stats_inc(&st->conn_hits);
         *id = cs->id;
@@ -316,7 +348,7 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
 
     tsl_result_init(&res);
     azt_stats_inc(&st->whois_calls);
-    code = tsl_whois(sk->client, r->pool, norm, port, id, &res);
+    code = tsl_whois_dst(sk->client, r->pool, norm, port, dst, id, &res);
     azt_breaker_report(sk->breaker, verdict, !azt_lookup_unavailable(code), code, res.text,
                        apr_time_now());
     if (code == TSL_OK) {
