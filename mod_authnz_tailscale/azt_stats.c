@@ -2,6 +2,7 @@
 #include <apr_atomic.h>
 #include <apr_shm.h>
 #include <apr_strings.h>
+#include <apr_thread_proc.h>
 
 #include "azt_stats.h"
 
@@ -35,26 +36,38 @@ void azt_stats_inc(volatile apr_uint64_t *counter)
     apr_atomic_inc64(counter);
 }
 
-static void lock(azt_stats *st)
-{
-    while (apr_atomic_cas32(&st->lock, 1, 0) != 0) {
-        /* contention only between concurrent error reports: rare and short */
-    }
-}
-
-static void unlock(azt_stats *st)
-{
-    apr_atomic_set32(&st->lock, 0);
-}
+/* The last error is written lock-free (a sequence count, odd while a writer
+ * is at it) so that no process ever waits for another: a writer that finds
+ * another one at work skips its report (one as recent is being recorded),
+ * unless that writer began more than AZT_STATS_STALE ago and so died or hung
+ * holding it; readers retry a bounded number of times. */
+#define AZT_STATS_STALE apr_time_from_sec(1)
+#define AZT_STATS_READ_TRIES 64
 
 void azt_stats_error(azt_stats *st, tsl_code code, const char *text)
 {
+    apr_uint64_t now = (apr_uint64_t)apr_time_now();
+    apr_uint32_t s = apr_atomic_read32(&st->seq);
+    apr_uint32_t mine;
+
     apr_atomic_inc64(&st->errors);
-    lock(st);
-    st->last_error_time = apr_time_now();
+    if (s & 1) {
+        if (now - apr_atomic_read64(&st->claimed) < (apr_uint64_t)AZT_STATS_STALE) {
+            return;
+        }
+        mine = s + 2;             /* take over from a writer that is gone */
+    }
+    else {
+        mine = s + 1;
+    }
+    if (apr_atomic_cas32(&st->seq, mine, s) != s) {
+        return;                   /* another writer got there first */
+    }
+    apr_atomic_set64(&st->claimed, now);
+    st->last_error_time = (apr_time_t)now;
     st->last_error_code = (int)code;
     apr_cpystrn(st->last_error, text ? text : "", sizeof(st->last_error));
-    unlock(st);
+    apr_atomic_cas32(&st->seq, mine + 1, mine);   /* unless taken over meanwhile */
 }
 
 int azt_stats_may_log(azt_stats *st, tsl_code code, apr_interval_time_t interval)
@@ -77,15 +90,29 @@ int azt_stats_may_log(azt_stats *st, tsl_code code, apr_interval_time_t interval
 
 const char *azt_stats_last_error(azt_stats *st, apr_pool_t *p, apr_time_t *when)
 {
-    const char *text = NULL;
+    char buf[sizeof(st->last_error)];
+    apr_time_t t;
+    int i;
 
-    lock(st);
-    if (st->last_error_time) {
-        text = apr_pstrdup(p, st->last_error);
-        if (when) {
-            *when = st->last_error_time;
+    for (i = 0; i < AZT_STATS_READ_TRIES; i++) {
+        apr_uint32_t s = apr_atomic_read32(&st->seq);
+
+        if (s & 1) {
+            apr_thread_yield();
+            continue;
+        }
+        t = st->last_error_time;
+        memcpy(buf, st->last_error, sizeof(buf));
+        buf[sizeof(buf) - 1] = '\0';
+        if (apr_atomic_read32(&st->seq) == s) {
+            if (!t) {
+                return NULL;
+            }
+            if (when) {
+                *when = t;
+            }
+            return apr_pstrdup(p, buf);
         }
     }
-    unlock(st);
-    return text;
+    return NULL;                  /* being written right now: nothing to show */
 }

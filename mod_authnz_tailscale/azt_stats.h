@@ -17,7 +17,8 @@ typedef struct azt_stats {
     volatile apr_uint64_t not_found;    /* whois: not a tailnet peer */
     volatile apr_uint64_t errors;       /* tailscaled unavailable or bad answer */
     volatile apr_uint64_t suppressed;   /* error lines not logged (rate limit) */
-    volatile apr_uint32_t lock;         /* guards the last_error fields */
+    volatile apr_uint32_t seq;          /* last_error_*: odd while being written */
+    volatile apr_uint64_t claimed;      /* when the current writer began */
     apr_time_t last_error_time;
     int last_error_code;
     char last_error[512];
