@@ -8,6 +8,7 @@
 #include "tsl_client.h"
 #include "tsl_result.h"
 #include "azt_config.h"
+#include "azt_rules.h"
 
 #define AZT_DEFAULT_TTL          apr_time_from_sec(10)
 #define AZT_DEFAULT_NEGATIVE_TTL apr_time_from_sec(5)
@@ -64,8 +65,17 @@ void *azt_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
                                                                 : base->tagged_user;
     dc->unavailable = add->unavailable != AZT_UNAVAILABLE_UNSET ? add->unavailable
                                                                 : base->unavailable;
-    dc->uses_tailscale = add->uses_tailscale || base->uses_tailscale;
-    dc->negates_tailscale = add->negates_tailscale || base->negates_tailscale;
+    /* Decided per section from its effective rules: its own when they
+     * replace the parent's (AuthMerging Off, the default), else both. */
+    dc->own_rules = add->own_rules ? add->own_rules : base->own_rules;
+    if (add->own_rules == AZT_RULES_OWN) {
+        dc->uses_tailscale = add->uses_tailscale;
+        dc->negates_tailscale = add->negates_tailscale;
+    }
+    else {
+        dc->uses_tailscale = add->uses_tailscale || base->uses_tailscale;
+        dc->negates_tailscale = add->negates_tailscale || base->negates_tailscale;
+    }
     return dc;
 }
 
@@ -312,5 +322,7 @@ const command_rec azt_cmds[] = {
                   "REMOTE_USER for tagged nodes: off (not users), node or tags"),
     AP_INIT_TAKE1("AuthTailscaleUnavailable", set_unavailable, NULL, OR_AUTHCFG,
                   "when tailscaled cannot answer: error (503) or deny"),
+    AP_INIT_RAW_ARGS(AZT_RULES_MARKER, azt_rules_marker, NULL, OR_AUTHCFG,
+                     "(internal) what a section's own Require lines need"),
     {NULL}
 };

@@ -19,6 +19,9 @@ typedef enum {
     AZT_TAGGED_USER_TAGS       /* r->user = "tag:a,tag:b" */
 } azt_tagged_user;
 
+/* Whether a section's Require lines replace its parent's (azt_rules.c). */
+enum { AZT_RULES_INHERITED = 0, AZT_RULES_OWN, AZT_RULES_MERGED };
+
 /* What happens when tailscaled cannot be asked. */
 typedef enum {
     AZT_UNAVAILABLE_UNSET = -1,
@@ -52,6 +55,7 @@ typedef struct {
     azt_unavailable unavailable;
     int uses_tailscale;             /* a Require line here names a tailscale provider */
     int negates_tailscale;          /* ... and one is negated (not, <RequireNone>) */
+    int own_rules;                  /* AZT_RULES_*: has Require lines of its own */
 } azt_dir_conf;
 
 extern const command_rec azt_cmds[];

@@ -20,6 +20,7 @@
 #include "azt_authn.h"
 #include "azt_export.h"
 #include "azt_status.h"
+#include "azt_rules.h"
 
 static int azt_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                            server_rec *s)
@@ -58,6 +59,7 @@ static void azt_child_init(apr_pool_t *pchild, server_rec *s)
 static void register_hooks(apr_pool_t *p)
 {
     azt_authz_register(p);
+    ap_hook_pre_config(azt_rules_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(azt_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(azt_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* Before mod_remoteip and everything else reads headers. */

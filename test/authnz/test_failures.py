@@ -120,3 +120,33 @@ ExtendedStatus On
     assert fields["TailscaleSocket"] == site.emulator.socket_path
     _, _, html = rawhttp.request("127.0.0.1", site.httpd.port, "/server-status")
     assert "<h2>mod_authnz_tailscale</h2>" in html and "LastError" in html
+
+
+SECTIONS = NO_CACHE + """
+AliasMatch "^/healthz" "@DOCROOT@/secret.txt"
+Alias /aliased "@DOCROOT@/secret.txt"
+<AuthzProviderAlias tailscale-user alice-only alice@example.com>
+</AuthzProviderAlias>
+<Location /healthz>
+  Require tailscale-user alice@example.com
+</Location>
+<Location /healthz/live>
+  Require all granted
+</Location>
+<Location /aliased>
+  Require alice-only
+</Location>
+"""
+
+
+def test_needs_identity_is_decided_per_section_from_its_own_rules(make_site):
+    site = make_site(SECTIONS)
+    assert site.get("laptop", "/aliased")[0] == 200
+    site.emulator.fault("down")
+    # Its own rules replace the parent's: no identity needed.
+    status, body, _ = site.get("phone", "/healthz/live")
+    assert status == 200 and SECRET in body
+    assert site.get("phone", "/healthz")[0] == 503
+    # A tailscale provider behind AuthzProviderAlias: 503 like any other.
+    status, body, headers = site.get("laptop", "/aliased")
+    assert status == 503 and SECRET not in body and "Retry-After: 5" in headers

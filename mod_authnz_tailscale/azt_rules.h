@@ -1,0 +1,25 @@
+/* mod_authnz_tailscale: which sections' effective Require rules need a
+ * tailnet identity, decided per section from its own rules.
+ *
+ * mod_authz_core keeps its rules to itself, so before the configuration is
+ * processed (pre_config) the parsed tree is read: every <Location>,
+ * <Directory>, <Files>, <If>, <Proxy> section holding Require lines gets a
+ * marker directive as its first line saying whether it has rules of its
+ * own, whether one names a tailscale provider (or an AuthzProviderAlias of
+ * one), whether one is negated, and its AuthMerging.  The directory merge
+ * then takes a section's own answer when its rules replace the parent's. */
+#ifndef AZT_RULES_H
+#define AZT_RULES_H
+
+#include <httpd.h>
+#include <http_config.h>
+
+/* pre_config: mark the sections of the parsed configuration tree. */
+int azt_rules_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
+
+/* The marker directive's handler (refuses anything not placed by pre_config). */
+const char *azt_rules_marker(cmd_parms *cmd, void *dcv, const char *args);
+
+#define AZT_RULES_MARKER "AuthTailscaleSectionRules"
+
+#endif
