@@ -717,10 +717,31 @@ static unsigned clean_field(const char **f, unsigned bit)
     return 0;
 }
 
-unsigned tsl_identity_clean(tsl_identity *id)
+/* Drop the elements of a string list that hold a control character: bit,
+ * or 0 when none did. */
+static unsigned clean_list(apr_array_header_t *list, unsigned bit)
 {
     unsigned dropped = 0;
     int i, n = 0;
+
+    for (i = 0; list && i < list->nelts; i++) {
+        const char *t = APR_ARRAY_IDX(list, i, const char *);
+        if (has_control(t)) {
+            dropped = bit;
+        }
+        else {
+            APR_ARRAY_IDX(list, n++, const char *) = t;
+        }
+    }
+    if (list) {
+        list->nelts = n;
+    }
+    return dropped;
+}
+
+unsigned tsl_identity_clean(tsl_identity *id)
+{
+    unsigned dropped = 0;
 
     dropped |= clean_field(&id->login_name, TSL_FIELD_LOGIN);
     dropped |= clean_field(&id->display_name, TSL_FIELD_DISPLAY_NAME);
@@ -729,18 +750,8 @@ unsigned tsl_identity_clean(tsl_identity *id)
     dropped |= clean_field(&id->node_short, TSL_FIELD_NODE_SHORT);
     dropped |= clean_field(&id->tailnet, TSL_FIELD_TAILNET);
     dropped |= clean_field(&id->node_stable_id, TSL_FIELD_NODE_ID);
-    for (i = 0; id->tags && i < id->tags->nelts; i++) {
-        const char *t = APR_ARRAY_IDX(id->tags, i, const char *);
-        if (has_control(t)) {
-            dropped |= TSL_FIELD_TAGS;
-        }
-        else {
-            APR_ARRAY_IDX(id->tags, n++, const char *) = t;
-        }
-    }
-    if (id->tags) {
-        id->tags->nelts = n;
-    }
+    dropped |= clean_list(id->tags, TSL_FIELD_TAGS);
+    dropped |= clean_list(id->groups, TSL_FIELD_GROUPS);
     return dropped;
 }
 
@@ -755,6 +766,7 @@ const char *tsl_identity_field_name(unsigned bit)
     case TSL_FIELD_TAILNET: return "Node.Name (tailnet)";
     case TSL_FIELD_NODE_ID: return "Node.StableID";
     case TSL_FIELD_TAGS: return "Node.Tags";
+    case TSL_FIELD_GROUPS: return "UserProfile.Groups";
     }
     return "field";
 }

@@ -93,6 +93,7 @@ const char *tsl_identity_caps_filtered(apr_pool_t *p, const tsl_identity *id,
 #define TSL_FIELD_TAILNET      0x20
 #define TSL_FIELD_NODE_ID      0x40
 #define TSL_FIELD_TAGS         0x80
+#define TSL_FIELD_GROUPS       0x100
 
 /* Drop every string field (and tag) holding a control character (C0 or
  * DEL): it becomes "" (a tag is removed), so that nothing exported from the

@@ -189,7 +189,7 @@ static void clean_identity(request_rec *r, const azt_sock *sk, const char *addr,
 {
     unsigned dropped = tsl_identity_clean(id), bit;
 
-    for (bit = 1; dropped && bit <= TSL_FIELD_TAGS; bit <<= 1) {
+    for (bit = 1; dropped && bit <= TSL_FIELD_GROUPS; bit <<= 1) {
         if (dropped & bit) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                           "TS01013: tailscaled at %s: %s of %s (vhost %s) holds a control "

@@ -137,7 +137,10 @@ def test_control_characters_in_identity_values_are_never_exported(make_httpd, em
     from .test_userspace import free_local_port
     emulator.patch_tailnet({"users": {"alice@example.com": {
         "display_name": "Alice\r\nX-Injected: 1",
-        "profile_pic_url": "https://example.com/a.png\r\nSet-Cookie: s=1"}}})
+        "profile_pic_url": "https://example.com/a.png\r\nSet-Cookie: s=1",
+        "groups": ["group:eng", "group:x\r\nX-Group-Injected: 1"]}}})
+    emulator.patch_tailnet({"nodes": {"web1": {"node_cap_map": {"tailscale.com/see-groups": [
+        {"groups": ["group:eng", "group:x\r\nX-Group-Injected: 1"]}]}}}})
     h = make_httpd(CONTROL_CONF, mpm="event", modules=["cgid"])
     h.write_cgi("env.cgi", ENV_CGI)
     port = free_local_port()
@@ -146,6 +149,7 @@ def test_control_characters_in_identity_values_are_never_exported(make_httpd, em
                                       src="127.0.0.1", sport=port)
     assert status == 200, body
     assert "X-Injected" not in body and "Set-Cookie" not in body and "\r" not in body
+    assert "X-Group-Injected" not in body
     env = env_of(body)
     assert env["REMOTE_USER"] == "alice@example.com"
     assert env["TAILSCALE_USER_NAME"] == ""
@@ -153,7 +157,8 @@ def test_control_characters_in_identity_values_are_never_exported(make_httpd, em
     assert env["HTTP_TAILSCALE_USER_LOGIN"] == "alice@example.com"
     assert env.get("HTTP_TAILSCALE_USER_PROFILE_PIC", "") == ""
     log = h.error_log()
-    for field in ["UserProfile.DisplayName", "UserProfile.ProfilePicURL"]:
+    assert env["TAILSCALE_USER_GROUPS"] == "group:eng"
+    for field in ["UserProfile.DisplayName", "UserProfile.ProfilePicURL", "UserProfile.Groups"]:
         lines = [l for l in log.splitlines() if "TS01013" in l and field in l]
         assert len(lines) == 1, (field, lines)
     assert "X-Injected" not in log
