@@ -106,12 +106,17 @@ int azt_lookup_cache_count(void)
  * HTTP/2 stream has a dummy socket, so this reads the primary connection's;
  * *sa belongs to that connection and other threads: read it, never allocate
  * from its pool. */
-static int socket_peer(conn_rec *c, apr_sockaddr_t **sa)
+static int socket_addr(conn_rec *c, apr_interface_e which, apr_sockaddr_t **sa)
 {
     conn_rec *primary = c->master ? c->master : c;
     apr_socket_t *sock = ap_get_conn_socket(primary);
 
-    return sock && apr_socket_addr_get(sa, APR_REMOTE, sock) == APR_SUCCESS;
+    return sock && apr_socket_addr_get(sa, which, sock) == APR_SUCCESS;
+}
+
+static int socket_peer(conn_rec *c, apr_sockaddr_t **sa)
+{
+    return socket_addr(c, APR_REMOTE, sa);
 }
 
 /* What identifies the peer to tailscaled.  A tailnet address names one node
@@ -120,20 +125,25 @@ static int socket_peer(conn_rec *c, apr_sockaddr_t **sa)
  * tailnet connections to 127.0.0.1:ephemeral) is an ip:port that tailscaled
  * maps only while this connection lives: its answer stays in the
  * connection's slot and nowhere else (a later connection reusing the port
- * may be any local process).  The text is socket|ip[|port]; a further part
- * (the connection's destination) would be appended the same way. */
+ * may be any local process).  The text is socket|ip[|port][|dst=address]:
+ * a tailnet destination scopes the grants (conn_dst). */
 typedef struct {
     const char *text;
     int conn_only;
 } azt_peer_key;
 
-static azt_peer_key peer_key(apr_pool_t *p, const azt_sock *sk, const char *ip, int port)
+static azt_peer_key peer_key(apr_pool_t *p, const azt_sock *sk, const char *ip, int port,
+                             const char *dst)
 {
     azt_peer_key k;
 
     k.conn_only = !tsl_addr_is_tailnet(ip) && port != 0;
     k.text = k.conn_only ? apr_psprintf(p, "%s|%s|%d", sk->path, ip, port)
                          : apr_pstrcat(p, sk->path, "|", ip, NULL);
+    if (dst) {
+        /* The grants depend on the destination too. */
+        k.text = apr_pstrcat(p, k.text, "|dst=", dst, NULL);
+    }
     return k;
 }
 
@@ -231,14 +241,12 @@ static const azt_conn_slot *slot_for_sockaddr(conn_rec *c, const azt_sock *sk,
  * own address, also behind a PROXY preamble; worked out once per connection. */
 static const char *conn_dst(conn_rec *c, azt_conn_cache *cc)
 {
-    conn_rec *primary = c->master ? c->master : c;
-    apr_socket_t *sock = ap_get_conn_socket(primary);
     apr_sockaddr_t *la;
     char buf[64];
 
     if (!cc->dst_known) {
         cc->dst_known = 1;
-        if (sock && apr_socket_addr_get(&la, APR_LOCAL, sock) == APR_SUCCESS
+        if (socket_addr(c, APR_LOCAL, &la)
             && apr_sockaddr_ip_getbuf(buf, sizeof(buf), la) == APR_SUCCESS) {
             const char *norm = tsl_addr_normalize(c->pool, buf);
             if (norm && tsl_addr_is_tailnet(norm)) {
@@ -297,12 +305,8 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
         return TSL_ERR_INVALID;
     }
     *addr = tsl_addr_format(r->pool, norm, port);
-    key = peer_key(r->pool, sk, norm, port);
     dst = conn_dst(c, cc);
-    if (dst) {
-        /* The grants depend on the destination too. */
-        key.text = apr_pstrcat(r->pool, key.text, "|dst=", dst, NULL);
-    }
+    key = peer_key(r->pool, sk, norm, port, dst);
     if (cs->key && fresh(sc, cs->code, cs->fetched, now) && !strcmp(cs->key, key.text)) {
         azt_stats_inc(&st->conn_hits);
         *id = cs->id;
@@ -434,9 +438,9 @@ int azt_lookup_post_read(request_rec *r)
     return DECLINED;
 }
 
-/* The last comma-separated entry of a forwarding header, normalised; NULL
- * if it is not an IP address. */
-static const char *last_entry(apr_pool_t *p, const char *v)
+/* The last comma-separated entry of a forwarding header, trimmed: the one
+ * the nearest hop added. */
+static const char *last_hop(apr_pool_t *p, const char *v)
 {
     const char *comma = ap_strrchr_c(v, ',');
     const char *b = comma ? comma + 1 : v, *e;
@@ -446,7 +450,7 @@ static const char *last_entry(apr_pool_t *p, const char *v)
     }
     for (e = b + strlen(b); e > b && apr_isspace(e[-1]); e--) {
     }
-    return tsl_addr_normalize(p, apr_pstrmemdup(p, b, (apr_size_t)(e - b)));
+    return apr_pstrmemdup(p, b, (apr_size_t)(e - b));
 }
 
 /* The client a trusted proxy forwarded, as it came from exactly one hop:
@@ -485,7 +489,7 @@ static const char *forwarded_client(request_rec *r, const char *peer)
 
         if (te[i].val && (!now || strcmp(now, te[i].val) != 0)) {
             changed++;
-            found = last_entry(r->pool, te[i].val);
+            found = tsl_addr_normalize(r->pool, last_hop(r->pool, te[i].val));
         }
     }
     /* No header rewritten: mod_remoteip took the address from the PROXY
@@ -504,18 +508,7 @@ void azt_lookup_note_serve(request_rec *r)
     if (xff) {
         /* serve sets exactly one entry; a longer list came through another
          * hop, whose rightmost entry is the one serve wrote. */
-        const char *last = strrchr(xff, ',');
-        char *v = apr_pstrdup(r->pool, last ? last + 1 : xff);
-        apr_size_t n;
-
-        while (*v == ' ' || *v == '\t') {
-            v++;
-        }
-        n = strlen(v);
-        while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t')) {
-            v[--n] = '\0';
-        }
-        apr_table_setn(r->notes, NOTE_SERVE_CLIENT, v);
+        apr_table_setn(r->notes, NOTE_SERVE_CLIENT, last_hop(r->pool, xff));
     }
     if (funnel && !strcmp(funnel, "?1")) {
         apr_table_setn(r->notes, NOTE_SERVE_FUNNEL, "1");
@@ -528,9 +521,7 @@ void azt_lookup_note_serve(request_rec *r)
 static int from_serve(request_rec *r, const azt_sock *sk, const apr_sockaddr_t *sa)
 {
     conn_rec *c = r->connection;
-    conn_rec *primary = c->master ? c->master : c;
     azt_conn_cache *cc = ap_get_module_config(c->conn_config, &authnz_tailscale_module);
-    apr_socket_t *sock = ap_get_conn_socket(primary);
     apr_sockaddr_t *la;
     struct stat st;
     uid_t uid = 0;
@@ -555,9 +546,9 @@ static int from_serve(request_rec *r, const azt_sock *sk, const apr_sockaddr_t *
                       sk->path);
         return 0;
     }
-    if (!sock || apr_socket_addr_get(&la, APR_LOCAL, sock) != APR_SUCCESS
+    if (!socket_addr(c, APR_LOCAL, &la)
         || (rv = azt_sockuid_of_peer(la, sa, &uid)) != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, sock ? rv : APR_EINVAL, r,
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r,
                       "TS01042: AuthTailscaleBehindServe (vhost %s): the kernel did not "
                       "say who owns the loopback peer's socket (sock_diag); it is treated "
                       "as an ordinary local client", r->server->server_hostname);
