@@ -3,6 +3,8 @@
 #include <strings.h>
 #include <jansson.h>
 #include <apr_strings.h>
+#include <apr_lib.h>
+#include "tsl_addr.h"
 #include "tsl_status.h"
 #include "tsl_json.h"
 
@@ -28,6 +30,81 @@ static const char *st_object(json_t *root, const char *key, json_t **out)
         return key;
     }
     *out = v;
+    return NULL;
+}
+
+/* "svc:" and one DNS label (tailcfg.ServiceName). */
+static int service_name_ok(const char *s)
+{
+    size_t i, n;
+
+    if (strncmp(s, "svc:", 4) != 0) {
+        return 0;
+    }
+    s += 4;
+    n = strlen(s);
+    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-') {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (!apr_isalnum(s[i]) && s[i] != '-') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Self.CapMap["service-host"]: an array of objects, each mapping service
+ * names to their VIP addresses (tailcfg.ServiceIPMappings). */
+static const char *fill_services(apr_pool_t *p, json_t *self, tsl_status *st)
+{
+    json_t *capmap = self ? json_object_get(self, "CapMap") : NULL;
+    json_t *host, *elem, *ips, *ip;
+    const char *name;
+    size_t i, j;
+
+    if (!capmap || json_is_null(capmap)) {
+        return NULL;
+    }
+    if (!json_is_object(capmap)) {
+        return "Self.CapMap is not an object";
+    }
+    host = json_object_get(capmap, "service-host");
+    if (!host || json_is_null(host)) {
+        return NULL;
+    }
+    if (!json_is_array(host)) {
+        return "Self.CapMap[\"service-host\"] is not an array";
+    }
+    json_array_foreach(host, i, elem) {
+        if (!json_is_object(elem)) {
+            return "an element of Self.CapMap[\"service-host\"] is not an object";
+        }
+        json_object_foreach(elem, name, ips) {
+            tsl_service *svc;
+
+            if (!service_name_ok(name)) {
+                return "Self.CapMap[\"service-host\"] names a service that is not "
+                       "svc:<DNS label>";
+            }
+            if (!json_is_array(ips)) {
+                return apr_psprintf(p, "Self.CapMap[\"service-host\"]: the addresses of "
+                                    "%s are not an array", name);
+            }
+            svc = apr_array_push(st->services);
+            svc->name = apr_pstrdup(p, name);
+            svc->vips = apr_array_make(p, (int)json_array_size(ips), sizeof(const char *));
+            json_array_foreach(ips, j, ip) {
+                const char *norm = json_is_string(ip)
+                                   ? tsl_addr_normalize(p, json_string_value(ip)) : NULL;
+                if (!norm) {
+                    return apr_psprintf(p, "Self.CapMap[\"service-host\"]: an address of "
+                                        "%s is not an IP address", name);
+                }
+                APR_ARRAY_PUSH(svc->vips, const char *) = norm;
+            }
+        }
+    }
     return NULL;
 }
 
@@ -62,6 +139,11 @@ static const char *fill_status(apr_pool_t *p, json_t *root, tsl_status *st)
         st->magic_dns_suffix = suffix;   /* older daemons, or no CurrentTailnet */
     }
     st->magic_dns_suffix = strip_dot(p, st->magic_dns_suffix);
+    /* Not understood service-host leaves the rest of the status usable. */
+    st->services = apr_array_make(p, 2, sizeof(tsl_service));
+    if ((st->services_error = fill_services(p, self, st))) {
+        apr_array_clear(st->services);
+    }
     return NULL;
 }
 
@@ -138,6 +220,22 @@ int tsl_status_cert_domain_ok(const tsl_status *st, const char *domain)
         }
     }
     return 0;
+}
+
+const char *tsl_status_service_at(const tsl_status *st, const char *addr)
+{
+    int i, j;
+
+    for (i = 0; st && st->services && addr && i < st->services->nelts; i++) {
+        const tsl_service *svc = &APR_ARRAY_IDX(st->services, i, tsl_service);
+
+        for (j = 0; j < svc->vips->nelts; j++) {
+            if (!strcmp(APR_ARRAY_IDX(svc->vips, j, const char *), addr)) {
+                return svc->name;
+            }
+        }
+    }
+    return NULL;
 }
 
 /* Go's %q for one string: printable ASCII as is, ", \ and the rest escaped. */

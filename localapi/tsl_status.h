@@ -14,7 +14,17 @@ typedef struct tsl_status {
     apr_array_header_t *cert_domains; /* of const char*; empty when HTTPS is
                                        * off or there is no netmap */
     apr_array_header_t *self_ips;     /* of const char* */
+    apr_array_header_t *services;     /* of tsl_service: Tailscale Services this
+                                       * node hosts (Self.CapMap["service-host"]) */
+    const char *services_error;       /* why service-host was not understood
+                                       * (services then empty), or NULL */
 } tsl_status;
+
+/* One hosted Tailscale Service and its VIP addresses. */
+typedef struct tsl_service {
+    const char *name;                 /* "svc:web" */
+    apr_array_header_t *vips;         /* of const char*, normalized addresses */
+} tsl_service;
 
 /* Parse a status JSON body. */
 tsl_code tsl_status_parse(apr_pool_t *p, const char *json, apr_size_t len,
@@ -27,6 +37,9 @@ tsl_code tsl_status_get(tsl_client *c, apr_pool_t *p, tsl_status **out,
 /* True if domain (trailing dot ignored) is one of cert_domains, or is
  * "*.<d>" for a cert domain d. */
 int tsl_status_cert_domain_ok(const tsl_status *st, const char *domain);
+
+/* The service whose VIP is addr (a normalized address), or NULL. */
+const char *tsl_status_service_at(const tsl_status *st, const char *addr);
 
 /* The cert domains as "[\"a\" \"b\"]" (the form tailscaled uses in errors). */
 const char *tsl_status_cert_domains_str(apr_pool_t *p, const tsl_status *st);

@@ -67,3 +67,13 @@ void azt_breaker_report(azt_breaker *b, azt_breaker_verdict v, int available,
     }
     apr_thread_mutex_unlock(b->mutex);
 }
+
+int azt_breaker_is_open(azt_breaker *b)
+{
+    int open;
+
+    apr_thread_mutex_lock(b->mutex);
+    open = b->open;
+    apr_thread_mutex_unlock(b->mutex);
+    return open;
+}

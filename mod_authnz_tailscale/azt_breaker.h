@@ -37,4 +37,7 @@ azt_breaker_verdict azt_breaker_enter(azt_breaker *b, apr_time_t now, tsl_code *
 void azt_breaker_report(azt_breaker *b, azt_breaker_verdict v, int available,
                         tsl_code code, const char *text, apr_time_t now);
 
+/* True while the breaker is open (tailscaled did not answer lately). */
+int azt_breaker_is_open(azt_breaker *b);
+
 #endif

@@ -84,7 +84,8 @@ static void env_put(apr_table_t *env, int fresh, const char *key, const char *va
     }
 }
 
-static void set_env(request_rec *r, const azt_lookup *lk, const azt_dir_conf *dc)
+static void set_env(request_rec *r, const azt_lookup *lk, const azt_dir_conf *dc,
+                    const char *service)
 {
     apr_table_t *env = r->subprocess_env;
     const tsl_identity *id = lk->id;
@@ -95,6 +96,9 @@ static void set_env(request_rec *r, const azt_lookup *lk, const azt_dir_conf *dc
         env_put(env, fresh, "TAILSCALE_FUNNEL", "1");
     }
     env_put(env, fresh, "TAILSCALE_ADDR", lk->addr);
+    if (service) {
+        env_put(env, fresh, "TAILSCALE_SERVICE", service);
+    }
     if (lk->via_proxy) {
         env_put(env, fresh, "TAILSCALE_VIA_PROXY", lk->peer_addr);
         if (lk->peer_code == TSL_OK) {
@@ -131,7 +135,8 @@ static void set_env(request_rec *r, const azt_lookup *lk, const azt_dir_conf *dc
 /* The headers tailscale serve adds when it proxies (ipn/ipnlocal/serve.go):
  * user headers only for user-owned nodes, capabilities only when the
  * operator named which ones to pass. */
-static void set_headers(request_rec *r, const azt_lookup *lk, const azt_dir_conf *dc)
+static void set_headers(request_rec *r, const azt_lookup *lk, const azt_dir_conf *dc,
+                        const char *service)
 {
     const tsl_identity *id = lk->id;
     apr_table_t *h = r->headers_in;
@@ -152,6 +157,11 @@ static void set_headers(request_rec *r, const azt_lookup *lk, const azt_dir_conf
                                              apr_array_pstrcat(r->pool, id->groups, ',')));
         }
     }
+    if (service) {
+        /* Ours: which Tailscale Service the client reached (its grants are
+         * the ones Tailscale-App-Capabilities shows). */
+        apr_table_setn(h, "Tailscale-Service", service);
+    }
     if (dc->accept_caps && id->capmap_json) {
         const char *caps = tsl_identity_caps_filtered(r->pool, id, dc->accept_caps);
         apr_table_setn(h, "Tailscale-App-Capabilities", tsl_header_encode(r->pool, caps));
@@ -162,6 +172,7 @@ int azt_export_fixups(request_rec *r)
 {
     const azt_lookup *lk;
     azt_dir_conf *dc;
+    const char *service;
 
     if (!azt_needs_identity(r)) {
         return DECLINED;
@@ -171,9 +182,10 @@ int azt_export_fixups(request_rec *r)
         return DECLINED;
     }
     dc = azt_dir_conf_get(r);
-    set_env(r, lk, dc);
+    service = azt_lookup_service(r, lk);
+    set_env(r, lk, dc, service);
     if (azt_conf_headers(dc)) {
-        set_headers(r, lk, dc);
+        set_headers(r, lk, dc, service);
     }
     return DECLINED;
 }

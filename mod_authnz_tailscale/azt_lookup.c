@@ -14,6 +14,7 @@
 #include "azt_breaker.h"
 #include "azt_stats.h"
 #include "azt_sockuid.h"
+#include "azt_services.h"
 #include "azt_lookup.h"
 
 #include <sys/stat.h>
@@ -28,6 +29,7 @@ typedef struct azt_sock {
     const char *path;
     tsl_client *client;
     azt_breaker *breaker;           /* open while tailscaled does not answer */
+    azt_services *services;         /* the Tailscale Services this node hosts */
 } azt_sock;
 
 static apr_hash_t *socks;           /* path -> azt_sock, read-only after child_init */
@@ -58,6 +60,18 @@ typedef struct {
 } azt_conn_cache;
 
 enum { SLOT_PEER = 0, SLOT_FORWARDED = 1 };
+
+/* The connection's memory, made on first use. */
+static azt_conn_cache *conn_cache(conn_rec *c)
+{
+    azt_conn_cache *cc = ap_get_module_config(c->conn_config, &authnz_tailscale_module);
+
+    if (!cc) {
+        cc = apr_pcalloc(c->pool, sizeof(*cc));
+        ap_set_module_config(c->conn_config, &authnz_tailscale_module, cc);
+    }
+    return cc;
+}
 
 int azt_lookup_unavailable(tsl_code code)
 {
@@ -91,6 +105,7 @@ void azt_lookup_child_init(apr_pool_t *pchild, server_rec *s)
         sk->path = path;
         sk->client = tsl_client_create(pchild, path, &opts);
         sk->breaker = azt_breaker_create(pchild);
+        sk->services = azt_services_create(pchild, path, sk->client, sk->breaker);
         apr_hash_set(socks, path, APR_HASH_KEY_STRING, sk);
     }
     cache = azt_cache_create(pchild, max_entries);
@@ -267,7 +282,7 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
     conn_rec *c = r->connection;
     azt_server_conf *sc = azt_server_conf_get(r->server);
     azt_stats *st = azt_stats_get();
-    azt_conn_cache *cc = ap_get_module_config(c->conn_config, &authnz_tailscale_module);
+    azt_conn_cache *cc = conn_cache(c);
     azt_conn_slot *cs;
     azt_peer_key key;
     apr_time_t now = apr_time_now();
@@ -283,10 +298,6 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
     *id = NULL;
     *error = NULL;
     azt_stats_inc(&st->lookups);
-    if (!cc) {
-        cc = apr_pcalloc(c->pool, sizeof(*cc));
-        ap_set_module_config(c->conn_config, &authnz_tailscale_module, cc);
-    }
     cs = &cc->slot[slot];
     /* Fast path: a connection's peer does not change, so a live slot for the
      * same tailscaled and the same raw address answers without formatting. */
@@ -521,7 +532,7 @@ void azt_lookup_note_serve(request_rec *r)
 static int from_serve(request_rec *r, const azt_sock *sk, const apr_sockaddr_t *sa)
 {
     conn_rec *c = r->connection;
-    azt_conn_cache *cc = ap_get_module_config(c->conn_config, &authnz_tailscale_module);
+    azt_conn_cache *cc;
     apr_sockaddr_t *la;
     struct stat st;
     uid_t uid = 0;
@@ -530,10 +541,7 @@ static int from_serve(request_rec *r, const azt_sock *sk, const apr_sockaddr_t *
     if (!azt_sockuid_is_loopback(sa)) {
         return 0;
     }
-    if (!cc) {
-        cc = apr_pcalloc(c->pool, sizeof(*cc));
-        ap_set_module_config(c->conn_config, &authnz_tailscale_module, cc);
-    }
+    cc = conn_cache(c);
     if (cc->serve_peer) {
         return cc->serve_peer > 0;
     }
@@ -602,6 +610,18 @@ static void lookup_served(request_rec *r, azt_sock *sk, apr_sockaddr_t *sa,
         return;
     }
     lk->code = ask(r, sk, SLOT_FORWARDED, NULL, norm, 0, &lk->id, &lk->addr, &lk->error);
+}
+
+const char *azt_lookup_service(request_rec *r, const azt_lookup *lk)
+{
+    azt_sock *sk;
+
+    if (!lk->dst || !socks) {
+        return NULL;
+    }
+    sk = apr_hash_get(socks, azt_conf_socket(azt_server_conf_get(r->server)),
+                      APR_HASH_KEY_STRING);
+    return sk ? azt_services_at(sk->services, r, lk->dst) : NULL;
 }
 
 const azt_lookup *azt_lookup_get(request_rec *r)
@@ -683,6 +703,7 @@ const azt_lookup *azt_lookup_request(request_rec *r)
     lk->code = lk->peer_code;
     lk->id = lk->peer_id;
     lk->addr = lk->peer_addr;
+    lk->dst = conn_dst(r->connection, conn_cache(r->connection));
 
     if (proxy_trusted(sc, sa, lk)) {
         const char *peer = tsl_addr_normalize(r->pool, peer_ip);

@@ -25,6 +25,8 @@ typedef struct azt_lookup {
     int via_proxy;              /* id belongs to a client forwarded by a trusted proxy */
     int via_serve;              /* ... by tailscaled's own serve proxy on loopback */
     int funnel;                 /* serve said: a public Funnel client, not a peer */
+    const char *dst;            /* the tailnet address the client connected to
+                                 * (whois scoped the grants to it), or NULL */
 } azt_lookup;
 
 /* Look the request's identity up (once per request; subrequests and internal
@@ -33,6 +35,9 @@ const azt_lookup *azt_lookup_request(request_rec *r);
 
 /* The lookup already made for r (or its main/previous request), or NULL. */
 const azt_lookup *azt_lookup_get(request_rec *r);
+
+/* The Tailscale Service (svc:name) this node hosts at lk->dst, or NULL. */
+const char *azt_lookup_service(request_rec *r, const azt_lookup *lk);
 
 /* True if code means tailscaled could not give a definite answer. */
 int azt_lookup_unavailable(tsl_code code);

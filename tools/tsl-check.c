@@ -215,6 +215,7 @@ static int cmd_status(ctx *c)
 {
     tsl_status *st;
     tsl_result r;
+    int i;
 
     if (tsl_status_get(client(c, 0), c->p, &st, &r) != TSL_OK) {
         report_error(c, "TS03030", apr_psprintf(c->p, "status from tailscaled on %s",
@@ -234,6 +235,14 @@ static int cmd_status(ctx *c)
     else {
         printf("cert domains:    (none: HTTPS certificates are not enabled for this "
                "tailnet, or no netmap yet)\n");
+    }
+    for (i = 0; i < st->services->nelts; i++) {
+        const tsl_service *svc = &APR_ARRAY_IDX(st->services, i, tsl_service);
+        printf("%s %s %s\n", i ? "                " : "services:       ", svc->name,
+               join(c->p, svc->vips, " "));
+    }
+    if (st->services_error) {
+        printf("services:        (not understood: %s)\n", st->services_error);
     }
     return EXIT_OK;
 }

@@ -17,6 +17,7 @@ Header always set X-TS-Shared "%{TAILSCALE_SHARED}e" env=TAILSCALE_SHARED
 Header always set X-TS-Groups "%{TAILSCALE_USER_GROUPS}e" env=TAILSCALE_USER_GROUPS
 Header always set X-TS-Caps "%{TAILSCALE_APP_CAPABILITIES}e" env=TAILSCALE_APP_CAPABILITIES
 Header always set X-TS-Addr "%{TAILSCALE_ADDR}e" env=TAILSCALE_ADDR
+Header always set X-TS-Service "%{TAILSCALE_SERVICE}e" env=TAILSCALE_SERVICE
 Header always set X-TS-Proxy-Node "%{TAILSCALE_PROXY_NODE}e" env=TAILSCALE_PROXY_NODE
 Header always set X-Remote-User "expr=%{REMOTE_USER}"
 Header always set X-Auth-Type "expr=%{AUTH_TYPE}"

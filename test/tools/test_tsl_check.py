@@ -41,6 +41,7 @@ def test_status(emulator):
     assert "tailnet name:    example.com" in out
     assert 'cert domains:    ["web1.tail1234.ts.net"]' in out
     assert "version:         1.102.3" in out
+    assert "services:        svc:web 100.100.100.50 fd7a:115c:a1e0::50\n" in out
 
 
 def test_status_file_url_socket(emulator):

@@ -450,6 +450,43 @@ static void test_status(void)
     TU_CHECK(parse_st("{\"BackendState\":\"Running\",\"Self\":{\"DNSName\":1}}", &st, &r) == TSL_ERR_PARSE
              && strstr(r.text, "Self.DNSName is not a string"), "status DNSName wrong type");
     TU_CHECK(parse_st("{\"BackendState\":", &st, &r) == TSL_ERR_PARSE, "status truncated");
+    TU_CHECK(parse_st("{\"BackendState\":\"Running\",\"Self\":{\"CapMap\":{\"service-host\":"
+                      "[{\"svc:web\":[\"100.100.100.50\",\"FD7A:115C:A1E0:0::50\"]},"
+                      "{\"svc:db\":[\"100.100.100.51\"]}],\"funnel\":null}}}", &st, &r) == TSL_OK
+             && !st->services_error && st->services->nelts == 2,
+             "status service-host: two services");
+    TU_CHECK(st && tsl_status_service_at(st, "100.100.100.50")
+             && !strcmp(tsl_status_service_at(st, "100.100.100.50"), "svc:web")
+             && tsl_status_service_at(st, "fd7a:115c:a1e0::50")
+             && !strcmp(tsl_status_service_at(st, "fd7a:115c:a1e0::50"), "svc:web")
+             && tsl_status_service_at(st, "100.100.100.51")
+             && !strcmp(tsl_status_service_at(st, "100.100.100.51"), "svc:db")
+             && !tsl_status_service_at(st, "100.101.102.103") && !tsl_status_service_at(st, NULL),
+             "service_at: VIPs (IPv6 compared in canonical form), not the node's own address");
+    TU_CHECK(parse_st(STATUS_JSON, &st, &r) == TSL_OK && st->services->nelts == 0
+             && !st->services_error && !tsl_status_service_at(st, "100.100.100.50"),
+             "status without CapMap: no services");
+    {
+        static const char *bad[] = {
+            "\"service-host\":{\"svc:web\":[]}", "is not an array",
+            "\"service-host\":[[\"svc:web\"]]", "is not an object",
+            "\"service-host\":[{\"web\":[\"100.100.100.50\"]}]", "svc:<DNS label>",
+            "\"service-host\":[{\"svc:we\\r\\nb\":[\"100.100.100.50\"]}]", "svc:<DNS label>",
+            "\"service-host\":[{\"svc:web\":\"100.100.100.50\"}]", "are not an array",
+            "\"service-host\":[{\"svc:web\":[\"100.100.100.50:80\"]}]", "not an IP address",
+            "\"service-host\":[{\"svc:web\":[\"100.100.100.50\"],\"svc:-x\":[]}]", "svc:<DNS label>",
+        };
+        size_t i;
+        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i += 2) {
+            const char *json = apr_psprintf(pool, "{\"BackendState\":\"Running\",\"CertDomains\":"
+                                            "[\"a.ts.net\"],\"Self\":{\"CapMap\":{%s}}}", bad[i]);
+            TU_CHECK(parse_st(json, &st, &r) == TSL_OK && st->services->nelts == 0
+                     && st->services_error && strstr(st->services_error, bad[i + 1])
+                     && st->cert_domains->nelts == 1,
+                     apr_psprintf(pool, "service-host %s: refused (%s), rest of status kept",
+                                  bad[i], st && st->services_error ? st->services_error : "-"));
+        }
+    }
 }
 
 /* ================================================================ header */
