@@ -29,7 +29,7 @@ DOMAIN = "web1.tail1234.ts.net"
 CONFIG = r"""
 # --- identity: who may see what ------------------------------------------
 AuthTailscaleURL @SOCKET@
-AliasMatch "^/(team|admins|ci)$" "@DOCROOT@/secret.html"
+AliasMatch "^/(team|admins|eng|ci)$" "@DOCROOT@/secret.html"
 <Location /team>
   <RequireAll>
     Require tailscale-tailnet tail1234.ts.net
@@ -38,6 +38,9 @@ AliasMatch "^/(team|admins|ci)$" "@DOCROOT@/secret.html"
 </Location>
 <Location /admins>
   Require tailscale-cap example.com/cap/web role=admin
+</Location>
+<Location /eng>
+  Require tailscale-group group:eng
 </Location>
 <Location /ci>
   Require tailscale-tag tag:ci
@@ -52,7 +55,13 @@ Header always set X-Remote-User "expr=%{REMOTE_USER}"
 Header always set X-Node "%{TAILSCALE_NODE_NAME}e" env=TAILSCALE_NODE_NAME
 Header always set X-Name "%{TAILSCALE_USER_NAME}e" env=TAILSCALE_USER_NAME
 Header always set X-Tags "%{TAILSCALE_TAGS}e" env=TAILSCALE_TAGS
+Header always set X-Groups "%{TAILSCALE_USER_GROUPS}e" env=TAILSCALE_USER_GROUPS
 Header always set X-Caps "%{TAILSCALE_APP_CAPABILITIES}e" env=TAILSCALE_APP_CAPABILITIES
+Header always set X-Service "%{TAILSCALE_SERVICE}e" env=TAILSCALE_SERVICE
+
+# --- a Tailscale Service: svc:web's VIPs on this node ----------------------
+Listen 100.100.100.50:@TS_PORT@
+Listen [fd7a:115c:a1e0::50]:@TS_PORT@
 
 # --- certificate: a ts.net vhost needs no MDomain (MDTailscaleAutoDomains) --
 MDCertificateAuthority @SOCKET@
@@ -61,6 +70,7 @@ MDCertificateAuthority @SOCKET@
   SSLEngine on
 </VirtualHost>
 
+# --- status: the modules' counters in mod_status -------------------------
 ExtendedStatus On
 <Location /server-status>
   SetHandler server-status
@@ -76,7 +86,14 @@ CLIENTS = [
     ("friend", "friend@gmail.com, shared in"),
     ("stranger", "not in the tailnet"),
 ]
-PATHS = ["/team", "/admins", "/ci", "/whoami"]
+PATHS = ["/team", "/admins", "/eng", "/ci", "/whoami"]
+
+
+def section(config, name):
+    """The part of config under its '# --- name' heading."""
+    start = config.index("# --- " + name)
+    end = config.find("\n# --- ", start + 1)
+    return config[start:end if end >= 0 else len(config)].rstrip() + "\n\n"
 
 
 def title(text):
@@ -133,15 +150,25 @@ def main():
             mode = "loopback"
 
         our = ["authnz_tailscale"] + (["md_tailscale"] if md_available() else [])
-        config = CONFIG if md_available() else CONFIG.split("# --- certificate")[0] + \
-            CONFIG.split("</VirtualHost>")[1]
+        config = section(CONFIG, "identity")
+        if mode == "netns":   # the VIPs need the namespace's server side
+            for vip in (netns_lib.SERVICE_V4, netns_lib.SERVICE_V6):
+                ns.add_server_address(vip)
+            config += section(CONFIG, "a Tailscale Service")
+        if md_available():
+            config += section(CONFIG, "certificate")
+        config += section(CONFIG, "status")
         httpd = Httpd(base / "httpd", config=config, modules=["headers", "ssl", "status"],
                       our=our, socket_path=emu.socket_path, tailnet=(mode == "netns"))
         httpd.write_file("secret.html", "<h1>members only</h1>\n")
         httpd.start()
         title(f"Apache httpd with {', '.join('mod_' + m for m in our)}")
         print(f"config: {httpd.conf_path}")
-        print(config.split("# --- certificate")[0].strip())
+        print((section(config, "identity") + (section(config, "a Tailscale Service")
+                                               if mode == "netns" else "")).strip())
+        print("(tailnet policy: tailscale.com/see-groups lets this node see group:eng, "
+              "group:ops, eng@example.com;\n grants give example.com/cap/web role=admin to "
+              "laptop on this node and to phone on svc:web only)")
 
         def get(client, path):
             if mode == "netns":
@@ -164,9 +191,25 @@ def main():
                            for k, v in headers.items()}
                 print(f"  {client:<11} REMOTE_USER={headers.get('x-remote-user', '')!r} "
                       f"node={headers.get('x-node', '')!r} name={headers.get('x-name', '')!r} "
-                      f"tags={headers.get('x-tags', '')!r} caps={headers.get('x-caps', '')}")
+                      f"groups={headers.get('x-groups', '')!r} tags={headers.get('x-tags', '')!r} "
+                      f"caps={headers.get('x-caps', '')}")
             else:
                 print(f"  {client:<11} {status}")
+
+        title("A Tailscale Service: the grants follow the address the client reached")
+        if mode == "netns":
+            print(f"  svc:web's VIP {netns_lib.SERVICE_V4} is on this node (tailscaled's "
+                  f"status: Self.CapMap[\"service-host\"]); whois carries dst_ip=")
+            for client in ("laptop", "phone"):
+                for label, dst in (("node address", netns_lib.SERVER_V4),
+                                   ("svc:web VIP", netns_lib.SERVICE_V4)):
+                    status = ns.raw(client, httpd.ts_port, "/admins", dst=dst)[0]
+                    _, headers, _ = ns.raw(client, httpd.ts_port, "/whoami", dst=dst)
+                    service = headers.get("x-service", "")
+                    print(f"  {client:<8} via {label:<13} {dst:<15} /admins {status}  "
+                          f"TAILSCALE_SERVICE={service!r}  caps={headers.get('x-caps', '')}")
+        else:
+            print("  (needs network namespaces: the VIP is a local address of the server)")
 
         if md_available():
             title(f"The certificate for {DOMAIN} (from tailscaled via mod_md_tailscale)")

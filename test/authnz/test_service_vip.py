@@ -4,14 +4,12 @@ server holds its node address and the VIP of svc:web (sample tailnet:
 connection's local address>.  phone is granted role=admin only on the
 service, laptop only on the host."""
 
-import subprocess
 import time
 
 import pytest
 
+from lib.netns import SERVICE_V4 as VIP4, SERVICE_V6 as VIP6
 from .conftest import ENV_CGI
-
-VIP4, VIP6 = "100.100.100.50", "fd7a:115c:a1e0::50"
 
 CONF = """
 Listen 100.100.100.50:@TS_PORT@
@@ -21,18 +19,13 @@ Listen [fd7a:115c:a1e0::50]:@TS_PORT@
 
 @pytest.fixture
 def vip(tailnet_ns):
-    added = []
     try:
-        for fam, a in (("-4", f"{VIP4}/32"), ("-6", f"{VIP6}/128")):
-            extra = ["nodad"] if fam == "-6" else []
-            subprocess.run(["ip", fam, "addr", "add", a, "dev", tailnet_ns.host_if, *extra],
-                           check=True, capture_output=True)
-            added.append((fam, a))
+        for a in (VIP4, VIP6):
+            tailnet_ns.add_server_address(a)
         yield
     finally:
-        for fam, a in added:
-            subprocess.run(["ip", fam, "addr", "del", a, "dev", tailnet_ns.host_if],
-                           capture_output=True)
+        for a in (VIP4, VIP6):
+            tailnet_ns.remove_server_address(a)
 
 
 def admin(site, client, host, v6=False):

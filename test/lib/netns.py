@@ -29,6 +29,9 @@ RAWHTTP = Path(__file__).resolve().parent / "rawhttp.py"
 
 SERVER_V4 = "100.100.0.1"
 SERVER_V6 = "fd7a:115c:a1e0::1"
+# The VIPs of svc:web, the Tailscale Service the sample tailnet's server hosts.
+SERVICE_V4 = "100.100.100.50"
+SERVICE_V6 = "fd7a:115c:a1e0::50"
 
 # client label -> (IPv4, IPv6); the labels are the node names in
 # test/emulator/tailnet.json, except "friend" (node friend-laptop) and
@@ -179,6 +182,18 @@ class TailnetNamespace:
         _ip("netns", "del", self.ns, check=False)
         self.up = False
 
+    def add_server_address(self, addr):
+        """One more local address on the server side (a service VIP), until
+        remove_server_address() or destroy()."""
+        if ":" in addr:
+            _ip("-6", "addr", "add", f"{addr}/128", "dev", self.host_if, "nodad")
+        else:
+            _ip("addr", "add", f"{addr}/32", "dev", self.host_if)
+
+    def remove_server_address(self, addr):
+        _ip("-6" if ":" in addr else "-4", "addr", "del",
+            f"{addr}/{128 if ':' in addr else 32}", "dev", self.host_if, check=False)
+
     def run(self, cmd, check=True, timeout=30, **kw):
         return subprocess.run(["ip", "netns", "exec", self.ns] + list(cmd), check=check,
                               capture_output=True, text=True, timeout=timeout, **kw)
@@ -196,13 +211,13 @@ class TailnetNamespace:
         return int(code or 0), body, r.stderr
 
     def raw(self, client, port, path="/", v6=False, proxy=None, headers=None,
-            timeout=20):
+            timeout=20, dst=None):
         """A raw HTTP/1.1 request from a sample-tailnet client inside the namespace,
-        with full control of what is sent (PROXY preamble, forged headers).
-        Returns (status, headers_dict, body)."""
+        with full control of what is sent (PROXY preamble, forged headers), to
+        the server's node address or dst. Returns (status, headers_dict, body)."""
         import json
         src = CLIENTS[client][1 if v6 else 0]
-        dst = SERVER_V6 if v6 else SERVER_V4
+        dst = dst or (SERVER_V6 if v6 else SERVER_V4)
         cmd = ["/usr/bin/python3", str(RAWHTTP), dst, str(port), path, "--src", src]
         if proxy:
             cmd += ["--proxy", proxy]
