@@ -16,6 +16,7 @@
 #include "azt_lookup.h"
 #include "azt_stats.h"
 #include "azt_authz.h"
+#include "azt_rules.h"
 
 APLOG_USE_MODULE(authnz_tailscale);
 
@@ -156,30 +157,6 @@ static int pattern_match(const azt_pattern *pt, const char *s)
 static const char *tag_value(apr_pool_t *p, const char *v)
 {
     return strncmp(v, "tag:", 4) == 0 ? v : apr_pstrcat(p, "tag:", v, NULL);
-}
-
-/* May the result of this Require line be negated?  "Require not ...", a line
- * inside <RequireNone> (at any depth), and an <AuthzProviderAlias> (its uses
- * are not seen here) all may: mod_authz_core turns a negated DENIED into
- * NEUTRAL, so "denied for want of an answer" would let the siblings grant. */
-static int parse_negated(const cmd_parms *cmd)
-{
-    const ap_directive_t *d = cmd->directive;
-
-    if (!d) {
-        return 1;
-    }
-    if (!strcasecmp(d->directive, "Require") && d->args
-        && !strncasecmp(d->args, "not", 3) && apr_isspace(d->args[3])) {
-        return 1;
-    }
-    for (; d; d = d->parent) {
-        if (!strcasecmp(d->directive, "<RequireNone")
-            || !strcasecmp(d->directive, "<AuthzProviderAlias")) {
-            return 1;
-        }
-    }
-    return 0;
 }
 
 /* Why a Require value is almost certainly not what its author meant, or NULL.
@@ -348,7 +325,9 @@ static const char *parse(cmd_parms *cmd, const char *line, const void **parsed,
                             : kind == REQ_GROUP ? "group (group:eng or eng@example.com)"
                             : "tag (tag:ci)");
     }
-    req->negated = parse_negated(cmd);
+    /* mod_authz_core turns a negated DENIED into NEUTRAL, so "denied for
+     * want of an answer" would let the siblings grant. */
+    req->negated = azt_rules_negated(cmd->directive);
     if (cmd->context) {
         /* Tell the access checker this section needs an identity.  The
          * section has no config of ours yet unless one of our directives

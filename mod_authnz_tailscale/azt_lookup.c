@@ -226,6 +226,15 @@ static void clean_identity(request_rec *r, const azt_sock *sk, const char *addr,
     }
 }
 
+/* Is the slot's answer one this request may use?  The slot must be for
+ * the same tailscaled, port and address text (the caller's raw form or the
+ * full key), and fresh for the serving vhost. */
+static int slot_live(const azt_conn_slot *cs, const azt_sock *sk,
+                     const azt_server_conf *sc, int port, apr_time_t now)
+{
+    return cs->key && cs->sk == sk && cs->port == port && fresh(sc, cs->code, cs->fetched, now);
+}
+
 /* The connection's peer slot when it holds a live answer for exactly this
  * socket address, compared in binary so that nothing is formatted: the
  * common case of every request after a connection's first. */
@@ -241,8 +250,7 @@ static const azt_conn_slot *slot_for_sockaddr(conn_rec *c, const azt_sock *sk,
         return NULL;
     }
     cs = &cc->slot[SLOT_PEER];
-    if (cs->key && cs->sk == sk && cs->port == sa->port && fresh(sc, cs->code, cs->fetched, now)
-        && cs->sa_len > 0 && cs->sa_len == sa->ipaddr_len
+    if (slot_live(cs, sk, sc, sa->port, now) && cs->sa_len > 0 && cs->sa_len == sa->ipaddr_len
         && !memcmp(cs->sa_raw, sa->ipaddr_ptr, (size_t)cs->sa_len)) {
         return cs;
     }
@@ -272,6 +280,102 @@ static const char *conn_dst(conn_rec *c, azt_conn_cache *cc)
     return cc->dst;
 }
 
+/* The pool a slot's next answer lives in.  A connection's first answer
+ * lives in the connection's pool (most connections never need another); a
+ * refill goes to a subpool cleared each time (dropping the old answer), so
+ * long connections do not grow. */
+static apr_pool_t *slot_pool(conn_rec *c, azt_conn_slot *cs)
+{
+    cs->key = NULL;
+    if (!cs->filled) {
+        return c->pool;
+    }
+    if (cs->pool) {
+        apr_pool_clear(cs->pool);
+    }
+    else {
+        apr_pool_create(&cs->pool, c->pool);
+    }
+    return cs->pool;
+}
+
+/* Keep an answer in the slot for the rest of the connection (while fresh).
+ * fetched is when tailscaled gave it: a copy of a cache entry ages with it
+ * (else a keep-alive connection could serve it for twice the timeout).  A
+ * cache hit's identity is already held for sp; tailscaled's is copied. */
+static void slot_fill(azt_conn_slot *cs, apr_pool_t *sp, const azt_sock *sk,
+                      const apr_sockaddr_t *sa, const char *ip, int port, const char *addr,
+                      const char *key, tsl_code code, tsl_identity *id, int from_cache,
+                      apr_time_t fetched)
+{
+    cs->fetched = fetched;
+    cs->filled = 1;
+    cs->sk = sk;
+    cs->raw_ip = apr_pstrdup(sp, ip);
+    cs->port = port;
+    cs->addr = apr_pstrdup(sp, addr);
+    cs->key = apr_pstrdup(sp, key);
+    cs->code = code;
+    cs->sa_len = 0;
+    if (sa && sa->ipaddr_len > 0 && (size_t)sa->ipaddr_len <= sizeof(cs->sa_raw)) {
+        memcpy(cs->sa_raw, sa->ipaddr_ptr, (size_t)sa->ipaddr_len);
+        cs->sa_len = sa->ipaddr_len;
+    }
+    cs->id = !id || from_cache ? id : tsl_identity_copy(sp, id);
+}
+
+/* Ask tailscaled itself, unless its breaker says it did not answer lately
+ * (then answer at once rather than queue on a dead or hanging daemon, while
+ * one probe at a time asks again).  A definite answer goes into the process
+ * cache when the caller reserved the entry (outcome AZT_CACHE_MISS); an
+ * entry reserved for nothing is given up. */
+static tsl_code ask_tailscaled(request_rec *r, azt_sock *sk, const char *norm, int port,
+                               const char *dst, const char *addr, const char *key,
+                               azt_cache_outcome outcome, apr_time_t now,
+                               tsl_identity **id, const char **error)
+{
+    azt_stats *st = azt_stats_get();
+    azt_breaker_verdict verdict;
+    char down_text[256];
+    tsl_code code;
+    tsl_result res;
+
+    verdict = azt_breaker_enter(sk->breaker, now, &code, down_text, sizeof(down_text));
+    if (verdict == AZT_BREAKER_FAIL) {
+        *error = apr_pstrdup(r->pool, down_text);
+        azt_stats_inc(&st->errors);
+        goto give_up;
+    }
+    tsl_result_init(&res);
+    azt_stats_inc(&st->whois_calls);
+    code = tsl_whois_dst(sk->client, r->pool, norm, port, dst, id, &res);
+    azt_breaker_report(sk->breaker, verdict, !azt_lookup_unavailable(code), code, res.text,
+                       apr_time_now());
+    if (code == TSL_OK) {
+        clean_identity(r, sk, addr, *id);
+    }
+    if (code == TSL_OK || code == TSL_ERR_NOT_FOUND) {
+        azt_stats_inc(code == TSL_OK ? &st->identified : &st->not_found);
+        if (outcome == AZT_CACHE_MISS) {
+            azt_cache_put(cache, key, code, *id, now);
+        }
+        if (code == TSL_ERR_NOT_FOUND) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                          "TS01004: %s is not a tailnet peer (tailscaled at %s: %s)",
+                          addr, sk->path, res.text);
+        }
+        return code;
+    }
+    *error = res.text;
+    log_failure(r, sk, addr, code, res.text);
+give_up:
+    if (outcome == AZT_CACHE_MISS) {
+        azt_cache_abandon(cache, key);
+    }
+    *id = NULL;
+    return code;
+}
+
 /* Ask about ip:port, through the connection slot, the process cache and
  * finally tailscaled; sa is the socket address ip:port came from (NULL for
  * a forwarded client).  Returns the code; *id set for TSL_OK. */
@@ -283,32 +387,25 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
     azt_server_conf *sc = azt_server_conf_get(r->server);
     azt_stats *st = azt_stats_get();
     azt_conn_cache *cc = conn_cache(c);
-    azt_conn_slot *cs;
-    azt_peer_key key;
-    apr_time_t now = apr_time_now();
-    apr_time_t hit_fetched = 0;   /* process cache hit: when tailscaled gave it */
+    azt_conn_slot *cs = &cc->slot[slot];
+    apr_time_t now = apr_time_now(), fetched = now;
     azt_cache_outcome outcome;
-    azt_breaker_verdict verdict;
-    char down_text[256];
-    tsl_code code;
-    tsl_result res;
-    const char *norm, *dst;
+    azt_peer_key key;
+    const char *norm;
     apr_pool_t *sp;
+    tsl_code code;
 
     *id = NULL;
     *error = NULL;
     azt_stats_inc(&st->lookups);
-    cs = &cc->slot[slot];
-    /* Fast path: a connection's peer does not change, so a live slot for the
-     * same tailscaled and the same raw address answers without formatting. */
-    if (cs->key && cs->sk == sk && cs->port == port && fresh(sc, cs->code, cs->fetched, now)
-        && !strcmp(cs->raw_ip, ip)) {
+    /* 1. The connection's slot.  A connection's peer does not change: the
+     * same raw address answers without formatting anything. */
+    if (slot_live(cs, sk, sc, port, now) && !strcmp(cs->raw_ip, ip)) {
         azt_stats_inc(&st->conn_hits);
         *addr = cs->addr;
         *id = cs->id;
         return cs->code;
     }
-
     norm = tsl_addr_normalize(r->pool, ip);
     if (!norm) {
         *addr = ip;
@@ -316,103 +413,33 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
         return TSL_ERR_INVALID;
     }
     *addr = tsl_addr_format(r->pool, norm, port);
-    dst = conn_dst(c, cc);
-    key = peer_key(r->pool, sk, norm, port, dst);
-    if (cs->key && fresh(sc, cs->code, cs->fetched, now) && !strcmp(cs->key, key.text)) {
+    key = peer_key(r->pool, sk, norm, port, conn_dst(c, cc));
+    if (slot_live(cs, sk, sc, port, now) && !strcmp(cs->key, key.text)) {
         azt_stats_inc(&st->conn_hits);
         *id = cs->id;
         return cs->code;
     }
 
-    /* The slot is empty, stale or for another address: it gets this
-     * answer.  A connection's first answer lives in the connection's pool
-     * (most connections never need another); a refill goes to a subpool
-     * cleared each time (dropping the old answer), so long connections do
-     * not grow.  A cache hit's identity is held for that pool, not copied. */
-    cs->key = NULL;
-    if (!cs->filled) {
-        sp = c->pool;
-    }
-    else if (cs->pool) {
-        apr_pool_clear(cs->pool);
-        sp = cs->pool;
-    }
-    else {
-        apr_pool_create(&cs->pool, c->pool);
-        sp = cs->pool;
-    }
+    /* 2. The process cache (never for an ip:port answer), 3. tailscaled. */
+    sp = slot_pool(c, cs);
     outcome = key.conn_only ? AZT_CACHE_BYPASS
               : azt_cache_get(cache, key.text, now, azt_conf_timeout(sc), azt_conf_ttl(sc),
-                              azt_conf_negative_ttl(sc), sp, &code, id, &hit_fetched);
+                              azt_conf_negative_ttl(sc), sp, &code, id, &fetched);
     if (outcome == AZT_CACHE_HIT) {
         azt_stats_inc(&st->cache_hits);
-        goto remember;
     }
-
-    /* tailscaled did not answer lately: answer at once rather than queue on
-     * a dead or hanging daemon, while one probe at a time asks again. */
-    verdict = azt_breaker_enter(sk->breaker, now, &code, down_text, sizeof(down_text));
-    if (verdict == AZT_BREAKER_FAIL) {
-        *error = apr_pstrdup(r->pool, down_text);
-        if (outcome == AZT_CACHE_MISS) {
-            azt_cache_abandon(cache, key.text);
+    else {
+        code = ask_tailscaled(r, sk, norm, port, cc->dst, *addr, key.text, outcome, now,
+                              id, error);
+        if (code != TSL_OK && code != TSL_ERR_NOT_FOUND) {
+            return code;        /* no definite answer: nothing to remember */
         }
-        azt_stats_inc(&st->errors);
-        return code;
     }
 
-    tsl_result_init(&res);
-    azt_stats_inc(&st->whois_calls);
-    code = tsl_whois_dst(sk->client, r->pool, norm, port, dst, id, &res);
-    azt_breaker_report(sk->breaker, verdict, !azt_lookup_unavailable(code), code, res.text,
-                       apr_time_now());
-    if (code == TSL_OK) {
-        clean_identity(r, sk, *addr, *id);
-    }
-    if (code == TSL_OK || code == TSL_ERR_NOT_FOUND) {
-        azt_stats_inc(code == TSL_OK ? &st->identified : &st->not_found);
-        if (outcome == AZT_CACHE_MISS) {
-            azt_cache_put(cache, key.text, code, *id, now);
-        }
-        if (code == TSL_ERR_NOT_FOUND) {
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                          "TS01004: %s is not a tailnet peer (tailscaled at %s: %s)",
-                          *addr, sk->path, res.text);
-        }
-        goto remember;
-    }
-
-    /* No definite answer. */
-    if (outcome == AZT_CACHE_MISS) {
-        azt_cache_abandon(cache, key.text);
-    }
-    *error = res.text;
-    log_failure(r, sk, *addr, code, res.text);
-    return code;
-
-remember:
-    {
-        apr_interval_time_t ttl = code == TSL_OK ? azt_conf_ttl(sc) : azt_conf_negative_ttl(sc);
-
-        if (ttl > 0) {
-            /* A copy of a cache entry ages with it (else a keep-alive
-             * connection could serve it for twice the timeout). */
-            cs->fetched = outcome == AZT_CACHE_HIT ? hit_fetched : now;
-            cs->filled = 1;
-            cs->sk = sk;
-            cs->raw_ip = apr_pstrdup(sp, ip);
-            cs->port = port;
-            cs->addr = apr_pstrdup(sp, *addr);
-            cs->key = apr_pstrdup(sp, key.text);
-            cs->code = code;
-            cs->sa_len = 0;
-            if (sa && sa->ipaddr_len > 0 && (size_t)sa->ipaddr_len <= sizeof(cs->sa_raw)) {
-                memcpy(cs->sa_raw, sa->ipaddr_ptr, (size_t)sa->ipaddr_len);
-                cs->sa_len = sa->ipaddr_len;
-            }
-            cs->id = !*id || outcome == AZT_CACHE_HIT ? *id     /* held for sp */
-                     : tsl_identity_copy(sp, *id);
-        }
+    /* 4. Remember the definite answer for this connection. */
+    if ((code == TSL_OK ? azt_conf_ttl(sc) : azt_conf_negative_ttl(sc)) > 0) {
+        slot_fill(cs, sp, sk, sa, ip, port, *addr, key.text, code, *id,
+                  outcome == AZT_CACHE_HIT, fetched);
     }
     return code;
 }

@@ -41,9 +41,27 @@ static int is_ours(apr_hash_t *aliases, const char *provider)
            || apr_hash_get(aliases, provider, APR_HASH_KEY_STRING) != NULL;
 }
 
+int azt_rules_negated(const ap_directive_t *d)
+{
+    if (!d) {
+        return 1;
+    }
+    if (!strcasecmp(d->directive, "Require") && d->args
+        && !strncasecmp(d->args, "not", 3) && apr_isspace(d->args[3])) {
+        return 1;
+    }
+    for (; d; d = d->parent) {
+        if (!strcasecmp(d->directive, "<RequireNone")
+            || !strcasecmp(d->directive, "<AuthzProviderAlias")) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Read the Require lines of one section (not of the sections inside it). */
 static void scan(apr_pool_t *p, apr_hash_t *aliases, const ap_directive_t *d,
-                 int negated, section_rules *sr)
+                 section_rules *sr)
 {
     for (; d; d = d->next) {
         if (is_section(d->directive)) {
@@ -52,24 +70,21 @@ static void scan(apr_pool_t *p, apr_hash_t *aliases, const ap_directive_t *d,
         if (!strcasecmp(d->directive, "Require") && d->args) {
             const char *args = d->args;
             const char *w = ap_getword_conf(p, &args);
-            int neg = negated;
 
             if (!strcasecmp(w, "not")) {
-                neg = 1;
                 w = ap_getword_conf(p, &args);
             }
             sr->has_rules = 1;
             if (is_ours(aliases, w)) {
                 sr->uses = 1;
-                sr->negates |= neg;
+                sr->negates |= azt_rules_negated(d);
             }
         }
         else if (!strcasecmp(d->directive, "AuthMerging") && d->args) {
             sr->merging = strncasecmp(d->args, "off", 3) != 0;
         }
         if (d->first_child) {
-            scan(p, aliases, d->first_child,
-                 negated || !strcasecmp(d->directive, "<RequireNone"), sr);
+            scan(p, aliases, d->first_child, sr);
         }
     }
 }
@@ -100,7 +115,7 @@ static void mark(apr_pool_t *p, apr_hash_t *aliases, ap_directive_t *d)
             && strcasecmp(d->directive, "<VirtualHost")) {
             section_rules sr = { 0, 0, 0, 0 };
 
-            scan(p, aliases, d->first_child, 0, &sr);
+            scan(p, aliases, d->first_child, &sr);
             if (sr.has_rules) {
                 ap_directive_t *m = apr_pcalloc(p, sizeof(*m));
 

@@ -17,6 +17,12 @@
 /* pre_config: mark the sections of the parsed configuration tree. */
 int azt_rules_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
 
+/* May the result of this Require line be negated?  "Require not ...", a
+ * line inside <RequireNone> (at any depth) and one in an
+ * <AuthzProviderAlias> (its uses are elsewhere) all may.  NULL (a line not
+ * from a configuration tree) counts as negated. */
+int azt_rules_negated(const ap_directive_t *require);
+
 /* The marker directive's handler (refuses anything not placed by pre_config). */
 const char *azt_rules_marker(cmd_parms *cmd, void *dcv, const char *args);
 
