@@ -18,7 +18,11 @@ APLOG_USE_MODULE(md_tailscale);
 
 #define CMD_TIMEOUT apr_time_from_sec(30)
 
-/* Close every descriptor above 2, however high (not just those below 1024). */
+/* Close every descriptor above 2, however high (not just those below 1024):
+ * close_range(); without it (glibc < 2.34, kernel < 5.9) each entry of
+ * /proc/self/fd; without /proc every number below the open-files limit
+ * (sysconf(_SC_OPEN_MAX), the soft RLIMIT_NOFILE).  Each way is tested
+ * through httpd in test/md/test_md_event_fds.py. */
 static void close_from_3(void)
 {
 #if defined(__GLIBC__) \

@@ -8,10 +8,16 @@ the tailnet addresses 100.100.0.1 / fd7a:115c:a1e0::1 when tailnet=True),
 emulator socket), @DIR@ (work dir), @DOCROOT@, @CGIBIN@, @SERVER_CERT@,
 @SERVER_KEY@ (a test PKI certificate for 127.0.0.1, localhost and
 web1.tail1234.ts.net), @TEST_CA@ (its CA).
+
+inherit_fds={number: path} hands apache2 extra open descriptors when it
+starts (each path opened read-only under that number): a test can then
+check what httpd passes on to the programs it runs.
 """
 
+import contextlib
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -89,7 +95,8 @@ class HttpdError(AssertionError):
 
 class Httpd:
     def __init__(self, workdir, config="", mpm="event", modules=(), our=("authnz_tailscale",),
-                 socket_path=None, listen=None, env=None, preload=None, tailnet=False):
+                 socket_path=None, listen=None, env=None, preload=None, tailnet=False,
+                 inherit_fds=None):
         self.dir = make_world_readable_dir(workdir)
         self.mpm = mpm
         self.modules = list(modules)
@@ -102,6 +109,7 @@ class Httpd:
         self.tailnet = tailnet
         self.listen = listen  # extra Listen lines, e.g. ["[::]:8080"]
         self.env = dict(env or {})
+        self.inherit_fds = {int(n): str(path) for n, path in (inherit_fds or {}).items()}
         self.preload = ":".join(p for p in (HTTPD_PRELOAD, preload) if p) or None
         # sanitizer reports; children run as www-data, so world-writable
         self.sanitizer_dir = self.dir / "sanitizer"
@@ -226,6 +234,43 @@ class Httpd:
             cmd = ["/usr/bin/env", f"ASAN_OPTIONS={opts}"] + cmd
         return cmd
 
+    @contextlib.contextmanager
+    def _inherited_fds(self):
+        """subprocess arguments that hand inherit_fds to the child: each is
+        opened here under its number (close-on-exec, so no other child gets
+        it; the soft RLIMIT_NOFILE raised to fit while it is open), kept
+        open for the child by pass_fds, and closed here again afterwards."""
+        if not self.inherit_fds:
+            yield {}
+            return
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        need = max(self.inherit_fds) + 1
+        raised = soft != resource.RLIM_INFINITY and soft < need
+        if raised:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+        opened = []
+        try:
+            for n, path in self.inherit_fds.items():
+                try:
+                    os.fstat(n)
+                except OSError:
+                    pass
+                else:
+                    raise HttpdError(f"inherit_fds: descriptor {n} is in use in the test process")
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                if fd != n:
+                    try:
+                        os.dup2(fd, n, inheritable=False)
+                    finally:
+                        os.close(fd)
+                opened.append(n)
+            yield {"pass_fds": tuple(self.inherit_fds)}
+        finally:
+            for n in opened:
+                os.close(n)
+            if raised:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
     def configtest(self):
         """Run `apache2 -t`; returns (returncode, combined output)."""
         p = subprocess.run(self._cmd("-t"), capture_output=True, text=True,
@@ -235,8 +280,9 @@ class Httpd:
     def start(self, wait=True, expect_fail=False):
         if self.error_log_path.exists():
             self._log_offset_at_start = self.error_log_path.stat().st_size
-        p = subprocess.run(self._cmd("-k", "start"), capture_output=True, text=True,
-                           env=self._env(), timeout=120)
+        with self._inherited_fds() as fds:
+            p = subprocess.run(self._cmd("-k", "start"), capture_output=True, text=True,
+                               env=self._env(), timeout=120, **fds)
         out = p.stdout + p.stderr
         if expect_fail:
             return p.returncode, out + self.error_log()
