@@ -228,7 +228,12 @@ static void helper_start_domain(mdt_helper *h, mdt_state *st, tsl_client *client
     mdt_state_resume(p, rt, st);
     if (!st->served_fallback && st->served.fingerprint[0]
         && strcmp(st->served.fingerprint, st->known_fp)) {
-        /* obtained while no helper ran (the parent's wait at startup) */
+        /* served, but unknown to the status file (it could not be written
+         * when the certificate was stored, or was lost): count it now.
+         * The parent's wait at startup records what it obtains, so known_fp
+         * is that certificate and it is not counted twice; the counters
+         * resumed above start from zero in every helper, as the parent
+         * never resumes the state it forks us with (mdt_ssl.c) */
         st->pending_renewed = 1;
         st->obtained++;
         st->renewals += st->known_fp[0] != '\0';

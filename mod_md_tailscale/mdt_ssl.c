@@ -86,6 +86,8 @@ int mdt_ssl_prepare(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
             tsl_client_options_default(&opts);
             opts.timeout = deadline - now;
             client = tsl_client_create(ptemp, d->socket, &opts);
+            /* counters and events go on from the status file; this state
+             * ends with this pass's pconf, the helper resumes its own */
             mdt_state_resume(ptemp, rt, st);
             if (mdt_driver_check(s, rt, st, client, ptemp, deadline - now)
                 == MDT_CHECK_NEW) {

@@ -39,18 +39,6 @@ def test_ts02048_and_ts02070_each_name_one_message():
         assert len(texts) == 1, (log_id, texts)
 
 
-def test_first_start_without_a_stored_certificate_counts_one_obtained(make_httpd, emulator):
-    h = md_httpd(make_httpd, md_config(global_extra=FAST))
-    st = wait_for(lambda: (lambda s: s if s.get("helperPid") and s.get("installedFingerprint")
-                           else None)(domain_status(h)), timeout=30, what="helper status")
-    assert (st["obtained"], st["renewals"]) == (1, 0), st
-    h.graceful()
-    h.restart()
-    st = wait_for(lambda: (lambda s: s if s.get("helperPid") else None)(domain_status(h)),
-                  timeout=30, what="helper status")
-    assert (st["obtained"], st["renewals"]) == (1, 0), st
-
-
 def _store_start(make_httpd, emulator, store):
     conf = md_config(global_extra=f"MDTailscaleStoreDir {store}\n")
     h = md_httpd(make_httpd, conf, start=False)
