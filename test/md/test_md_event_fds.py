@@ -20,7 +20,7 @@ import pytest
 from lib.httpd import www_data_ids
 
 from .conftest import tailnet
-from .mdhelp import DOMAIN, FAST, domain_status, md_config, md_httpd, wait_for
+from .mdhelp import FAST, helper_pid, md_config, md_httpd, wait_for
 
 pytestmark = pytest.mark.other_user     # renewed/notify run as www-data
 
@@ -124,7 +124,7 @@ MDNotifyCmd {script} notify
 
     # The test means something: httpd and its helper do hold the inherited
     # descriptors (and more: sockets, logs, the stop pipe) ...
-    helper = domain_status(h)["helperPid"]
+    helper = helper_pid(h)
     for pid in (h.pid(), helper):
         held = open_fds(pid)
         assert set(HIGH_FDS) <= held, (pid, sorted(held))
