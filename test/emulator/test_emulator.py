@@ -21,7 +21,7 @@ from conftest import sample_tailnet
 from lib.emulator import Emulator, EmulatorError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import tailscaled_emu as emu_mod  # noqa: E402  (Go-compat helpers, unit-tested below)
+from tsemu.gocompat import go_parse_duration, go_quote_list  # noqa: E402  (unit-tested below)
 
 
 def needs_root(test):
@@ -1018,14 +1018,14 @@ def test_stale_socket_file_is_replaced_but_a_live_one_is_not(make_emulator, tmp_
                                   ("1h30m", 5400 * 10 ** 9), ("-1.5s", -1500000000),
                                   ("1.5µs", 1500), ("300ms", 300 * 10 ** 6), (".5m", 30 * 10 ** 9)])
 def test_go_duration_parser_accepts_what_go_accepts(s, ns):
-    assert emu_mod.go_parse_duration(s) == ns
+    assert go_parse_duration(s) == ns
 
 
 @pytest.mark.parametrize("s", ["", "+", "h", ".s", "1.h2", "9223372036854775808ns", "1hh"])
 def test_go_duration_parser_rejects_what_go_rejects(s):
     with pytest.raises(ValueError):
-        emu_mod.go_parse_duration(s)
+        go_parse_duration(s)
 
 
 def test_go_quote_of_string_list_is_space_separated():
-    assert emu_mod.go_quote_list(["a.b", 'q"x']) == '["a.b" "q\\"x"]'
+    assert go_quote_list(["a.b", 'q"x']) == '["a.b" "q\\"x"]'
