@@ -4,9 +4,14 @@ behaviour a client could get wrong is pinned here byte for byte."""
 
 import json
 import os
+import pwd
+import select
+import shutil
 import socket
 import stat
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -18,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from conftest import sample_tailnet
-from lib.emulator import Emulator, EmulatorError
+from lib.emulator import PYTHON, Emulator, EmulatorError, localapi_request, staged_program
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tsemu.gocompat import go_parse_duration, go_quote_list  # noqa: E402  (unit-tested below)
@@ -991,6 +996,31 @@ def test_sigterm_removes_sockets_and_exits_cleanly(tmp_path):
         assert not os.path.lexists(sock) and not os.path.lexists(ctl)
     finally:
         emu.stop()
+
+
+@needs_root
+def test_staged_copy_runs_as_www_data_with_its_package(tmp_path):
+    # -I from /: nothing but the staged copy is on sys.path (the checkout may
+    # be unreadable for www-data), so the script must find tsemu/ next to it
+    prog = staged_program()
+    pw = pwd.getpwnam("www-data")
+    run = Path(tempfile.mkdtemp(prefix="tsemu-w", dir="/tmp"))
+    os.chown(run, pw.pw_uid, pw.pw_gid)
+    with open(tmp_path / "emulator.log", "wb") as log:
+        p = subprocess.Popen([PYTHON, "-I", str(prog), "--socket", str(run / "s.sock"),
+                              "--control", str(run / "c.sock"), "--state-dir", str(run / "state")],
+                             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, cwd="/",
+                             user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
+    try:
+        ready = select.select([p.stdout], [], [], 20)[0]
+        assert ready and p.stdout.readline() == b"READY\n", (tmp_path / "emulator.log").read_text()
+        r = localapi_request(run / "s.sock", "/localapi/v0/whois?addr=100.64.0.2")
+        assert r.status == 200 and r.json()["UserProfile"]["LoginName"] == "bob@example.com"
+    finally:
+        p.terminate()
+        p.wait(10)
+        p.stdout.close()
+        shutil.rmtree(run, ignore_errors=True)
 
 
 def test_stale_socket_file_is_replaced_but_a_live_one_is_not(make_emulator, tmp_path):

@@ -31,6 +31,7 @@ from pathlib import Path
 PYTHON = "/usr/bin/python3"
 TEST_DIR = Path(__file__).resolve().parent.parent
 PROGRAM = TEST_DIR / "emulator" / "tailscaled_emu.py"
+PACKAGE = TEST_DIR / "emulator" / "tsemu"        # the code PROGRAM runs
 DEFAULT_TAILNET = TEST_DIR / "emulator" / "tailnet.json"
 LOCALAPI_HOST = "local-tailscaled.sock"
 DEFAULT_HOST = object()   # marker: send "Host: local-tailscaled.sock"
@@ -302,6 +303,13 @@ def localapi_request(socket_path, path, headers=None, method="GET", uid=None, ht
 # --------------------------------------------------------------------------
 # The emulator process and its control channel
 # --------------------------------------------------------------------------
+
+def staged_program():
+    """A copy of PROGRAM that every uid can run (staging.py), with its package
+    and the sample tailnet it defaults to: for an emulator run as another user."""
+    from . import staging
+    return staging.stage(PROGRAM, PACKAGE, DEFAULT_TAILNET)
+
 
 class Emulator:
     def __init__(self, python=PYTHON, program=PROGRAM):
