@@ -1018,7 +1018,11 @@ def test_staged_copy_runs_as_www_data_with_its_package(tmp_path):
         assert r.status == 200 and r.json()["UserProfile"]["LoginName"] == "bob@example.com"
     finally:
         p.terminate()
-        p.wait(10)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
         p.stdout.close()
         shutil.rmtree(run, ignore_errors=True)
 
