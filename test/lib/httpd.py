@@ -25,7 +25,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import pki, staging
+from . import pki, staging, tsan_reports
 
 REPO = Path(__file__).resolve().parents[2]
 APACHE2 = shutil.which("apache2", path="/usr/sbin:/usr/bin") or "/usr/sbin/apache2"
@@ -42,10 +42,12 @@ CRASH_PATTERNS = [
 ]
 
 # Sanitizer runs (build/check-sanitizers, docs/hardening.md): our modules come
-# from another build tree, the ASan runtime is preloaded into apache2, and the
-# sanitizers write their reports to files in each instance's logs/ directory.
+# from another build tree, the ASan (or TSan) runtime is preloaded into apache2,
+# and the sanitizers write their reports to files in each instance's sanitizer/
+# directory.
 MODULE_DIR = os.environ.get("TSL_MODULE_DIR")        # tree or flat dir of mod_*.so
 HTTPD_PRELOAD = os.environ.get("TSL_HTTPD_PRELOAD")  # e.g. $(gcc -print-file-name=libasan.so)
+SANITIZER = os.environ.get("TSL_SANITIZER", "address")   # or "thread" (libtsan.so)
 # Leak reports (not crashes) are copied here before the work dir goes away.
 SANITIZER_REPORT_DIR = os.environ.get("TSL_SANITIZER_REPORT_DIR")
 
@@ -212,7 +214,12 @@ class Httpd:
         env.update(self.env)
         if self.preload:
             env["LD_PRELOAD"] = self.preload
-        if HTTPD_PRELOAD:
+        if HTTPD_PRELOAD and SANITIZER == "thread":
+            # reports go to sanitizer/tsan.PID (see crashes()); exitcode=0:
+            # a child with a report exits as it would without TSan
+            env["TSAN_OPTIONS"] = ":".join(filter(None, [
+                env.get("TSAN_OPTIONS"), f"log_path={self.sanitizer_dir}/tsan", "exitcode=0"]))
+        elif HTTPD_PRELOAD:
             # reports go to sanitizer/asan.PID and ubsan.PID (see crashes())
             env["ASAN_OPTIONS"] = ":".join(filter(None, [
                 env.get("ASAN_OPTIONS"), f"log_path={self.sanitizer_dir}/asan",
@@ -223,7 +230,7 @@ class Httpd:
 
     def _cmd(self, *args):
         cmd = [APACHE2, "-d", str(self.dir), "-f", str(self.conf_path), *args]
-        if HTTPD_PRELOAD and "-X" in args:
+        if HTTPD_PRELOAD and SANITIZER == "address" and "-X" in args:
             # One process (-X) exits from inside the MPM module, and httpd's
             # atexit handler unloads the modules, that one included, then
             # frees more memory: ASan's slow unwinder (fast_unwind_on_malloc=0,
@@ -410,10 +417,11 @@ class Httpd:
             return ""
 
     def sanitizer_reports(self):
-        """{path: text} of the ASan/UBSan/LSan report files in sanitizer/."""
+        """{path: text} of the ASan/UBSan/LSan/TSan report files in sanitizer/."""
         out = {}
         for p in sorted(self.sanitizer_dir.glob("asan.*")) + \
-                sorted(self.sanitizer_dir.glob("ubsan.*")):
+                sorted(self.sanitizer_dir.glob("ubsan.*")) + \
+                sorted(self.sanitizer_dir.glob("tsan.*")):
             try:
                 out[p] = p.read_text(errors="replace")
             except OSError:
@@ -425,6 +433,9 @@ class Httpd:
         bad = [line for line in text.splitlines()
                if any(p.search(line) for p in CRASH_PATTERNS)]
         for path, report in self.sanitizer_reports().items():
+            if path.name.startswith("tsan."):
+                bad += self._tsan_findings(path, report)
+                continue
             # A report with only leaks (or LeakSanitizer's own failure to
             # stop the threads for its exit-time scan) is not a crash: it is
             # kept for the leak summary of build/check-sanitizers.
@@ -437,6 +448,20 @@ class Httpd:
                 continue
             bad += [f"{path.name}: {line}" for line in report.splitlines()
                     if any(p.search(line) for p in CRASH_PATTERNS)] or [f"{path.name}: {report[:2000]}"]
+        return bad
+
+    def _tsan_findings(self, path, text):
+        """ThreadSanitizer reports of ours in one tsan.PID file (each fails the
+        test); every file is also copied for build/sanitizer_races.py, which
+        counts the reports only inside httpd/APR/libraries."""
+        if SANITIZER_REPORT_DIR:
+            dest = Path(SANITIZER_REPORT_DIR)
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, dest / f"{self.dir.parent.name}-{self.dir.name}-{path.name}")
+        bad = [f"{path.name}: {line}" for line in tsan_reports.fatal_lines(text)]
+        for r in tsan_reports.reports(text):
+            if r.ours:
+                bad.append(f"{path.name}: ThreadSanitizer report in our code:\n{r.text()}")
         return bad
 
     def assert_no_crash(self):

@@ -745,8 +745,10 @@ typedef struct fake_srv {
     int lfd;
     char path[108];
     pthread_t th;
-    pthread_mutex_t mu;
-    volatile int stop;
+    pthread_mutex_t mu;     /* guards the script and the observations: a
+                               connection thread of an earlier step may
+                               still be serving when the script changes */
+    int stop;               /* __atomic */
     /* script */
     const char *resp;
     size_t resp_len;
@@ -779,8 +781,12 @@ static void *conn_main(void *data)
     char buf[4096];
     size_t have = 0;
     int served = 0;
+    int reset;
 
-    if (s->reset) {
+    pthread_mutex_lock(&s->mu);
+    reset = s->reset;
+    pthread_mutex_unlock(&s->mu);
+    if (reset) {
         /* a unix socket closed with unread data makes the peer's recv()
          * fail with ECONNRESET */
         usleep(100 * 1000);
@@ -793,6 +799,9 @@ static void *conn_main(void *data)
     }
     for (;;) {
         char *end;
+        const char *resp;
+        size_t resp_len;
+        int drop, delay_ms, endless_ms, close_after;
         ssize_t n = read(a->fd, buf + have, sizeof(buf) - 1 - have);
         if (n <= 0) break;
         have += (size_t)n;
@@ -806,20 +815,27 @@ static void *conn_main(void *data)
         s->requests++;
         memcpy(s->last_req, buf, (size_t)(end - buf) + 4);
         s->last_req[end - buf + 4] = '\0';
+        drop = s->drop_all || (s->drop_reused && served++ > 0);
+        delay_ms = s->delay_ms;
+        resp = s->resp;
+        resp_len = s->resp_len;
+        endless_ms = s->endless_ms;
+        close_after = s->close_after;
         pthread_mutex_unlock(&s->mu);
         have = 0;
-        if (s->drop_all || (s->drop_reused && served++ > 0)) break;
-        if (s->delay_ms) usleep((useconds_t)s->delay_ms * 1000);
-        if (s->resp_len && write(a->fd, s->resp, s->resp_len) < 0) break;
-        if (s->endless_ms != ENDLESS_OFF) {
+        if (drop) break;
+        if (delay_ms) usleep((useconds_t)delay_ms * 1000);
+        if (resp_len && write(a->fd, resp, resp_len) < 0) break;
+        if (endless_ms != ENDLESS_OFF) {
             char block[4096];
             memset(block, 'x', sizeof(block));
-            while (!s->stop && write(a->fd, block, sizeof(block)) > 0) {
-                if (s->endless_ms) usleep((useconds_t)s->endless_ms * 1000);
+            while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)
+                   && write(a->fd, block, sizeof(block)) > 0) {
+                if (endless_ms) usleep((useconds_t)endless_ms * 1000);
             }
             break;
         }
-        if (s->close_after) break;
+        if (close_after) break;
     }
     close(a->fd);
     free(a);
@@ -830,7 +846,7 @@ static void *srv_main(void *data)
 {
     fake_srv *s = data;
 
-    while (!s->stop) {
+    while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
         struct pollfd pfd = { s->lfd, POLLIN, 0 };
         if (poll(&pfd, 1, 20) <= 0) continue;
         {
@@ -881,10 +897,39 @@ static void srv_start(fake_srv *s, const char *name, int do_listen)
 
 static void srv_script(fake_srv *s, const char *resp, int delay_ms, int close_after)
 {
+    pthread_mutex_lock(&s->mu);
     s->resp = resp;
     s->resp_len = strlen(resp);
     s->delay_ms = delay_ms;
     s->close_after = close_after;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Set one int of the script (under the lock). */
+#define SRV_SET(s, field, value) do { \
+        pthread_mutex_lock(&(s)->mu); (s)->field = (value); pthread_mutex_unlock(&(s)->mu); \
+    } while (0)
+
+/* Read one int observation (accepts, requests) under the lock. */
+static int srv_count(fake_srv *s, const int *field)
+{
+    int v;
+
+    pthread_mutex_lock(&s->mu);
+    v = *field;
+    pthread_mutex_unlock(&s->mu);
+    return v;
+}
+
+/* The head of the last request, copied under the lock. */
+static const char *srv_last_req(fake_srv *s)
+{
+    const char *req;
+
+    pthread_mutex_lock(&s->mu);
+    req = apr_pstrdup(pool, s->last_req);
+    pthread_mutex_unlock(&s->mu);
+    return req;
 }
 
 /* Call after the clients talking to it are gone (their pool destroyed). */
@@ -892,7 +937,7 @@ static void srv_stop(fake_srv *s, int started)
 {
     int i;
 
-    s->stop = 1;
+    __atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
     if (started) pthread_join(s->th, NULL);
     for (i = 0; i < s->n_conns; i++) pthread_join(s->conns[i], NULL);
     close(s->lfd);
@@ -988,12 +1033,12 @@ static void test_transport(void)
     srv_script(&s, http_resp(200, "OK", "Content-Type: application/json\r\n", STATUS_JSON), 0, 0);
     TU_CHECK(tsl_status_get(c, cp, &st, &r) == TSL_OK && strcmp(st->self_dns_name, "web1.tail1234.ts.net") == 0,
              "status over the socket");
-    req = apr_pstrdup(cp, s.last_req);
+    req = apr_pstrdup(cp, srv_last_req(&s));
     TU_CHECK(strncmp(req, "GET /localapi/v0/status?peers=false HTTP/1.1\r\n", 46) == 0,
              "request line: status?peers=false, HTTP/1.1");
     TU_CHECK(strstr(req, "\r\nHost: local-tailscaled.sock\r\n") != NULL, "Host is exactly local-tailscaled.sock");
     TU_CHECK(!strcasestr(req, "\r\nOrigin:") && !strcasestr(req, "\r\nReferer:"), "no Origin or Referer");
-    TU_CHECK(tsl_status_get(c, cp, &st, &r) == TSL_OK && s.accepts == 1, "keep-alive: connection reused");
+    TU_CHECK(tsl_status_get(c, cp, &st, &r) == TSL_OK && srv_count(&s, &s.accepts) == 1, "keep-alive: connection reused");
 
     TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_OK && resp
              && resp->status == 200 && resp->content_type
@@ -1005,10 +1050,10 @@ static void test_transport(void)
     TU_CHECK(tsl_cert_fetch(c, cp, "*.web1.tail1234.ts.net.", apr_time_from_sec(3600), 0, &pair, &r)
              == TSL_ERR_CERT && strstr(r.text, "do not cover *.web1.tail1234.ts.net"),
              "cert fetch: chunked pair parsed, name check fails for wildcard");
-    TU_CHECK(strncmp(s.last_req, "GET /localapi/v0/cert/*.web1.tail1234.ts.net?type=pair&min_validity=3600s "
+    TU_CHECK(strncmp(srv_last_req(&s), "GET /localapi/v0/cert/*.web1.tail1234.ts.net?type=pair&min_validity=3600s "
                      "HTTP/1.1\r\n", 82) == 0, "cert request path, wildcard literal, min_validity");
     TU_CHECK(tsl_cert_fetch(c, cp, "web1.tail1234.ts.net", 0, apr_time_from_sec(60), &pair, &r) == TSL_OK
-             && pair && strstr(s.last_req, "cert/web1.tail1234.ts.net?type=pair HTTP/1.1"),
+             && pair && strstr(srv_last_req(&s), "cert/web1.tail1234.ts.net?type=pair HTTP/1.1"),
              "cert fetch ok, no min_validity when 0");
     TU_CHECK(tsl_cert_fetch(c, cp, "", 0, 0, &pair, &r) == TSL_ERR_INVALID, "cert fetch empty domain");
 
@@ -1032,12 +1077,12 @@ static void test_transport(void)
     srv_script(&s, http_resp(404, "Not Found", NULL, "no match for IP:port\n"), 0, 0);
     TU_CHECK(tsl_whois(c, cp, "100.101.102.103", 443, &id, &r) == TSL_ERR_NOT_FOUND
              && strcmp(r.text, "no match for IP:port") == 0 && r.http_status == 404, "whois 404 not found");
-    TU_CHECK(strstr(s.last_req, "GET /localapi/v0/whois?addr=100.101.102.103%3A443 HTTP/1.1") != NULL,
+    TU_CHECK(strstr(srv_last_req(&s), "GET /localapi/v0/whois?addr=100.101.102.103%3A443 HTTP/1.1") != NULL,
              "whois addr escaped");
     srv_script(&s, http_resp(200, "OK", "Content-Type: application/json\r\n", USER_JSON), 0, 0);
     TU_CHECK(tsl_whois(c, cp, "fd7a:115c:a1e0::1", 8443, &id, &r) == TSL_OK
              && strcmp(id->login_name, "alice@example.com") == 0, "whois 200 over the socket");
-    TU_CHECK(strstr(s.last_req, "whois?addr=%5Bfd7a%3A115c%3Aa1e0%3A%3A1%5D%3A8443 ") != NULL,
+    TU_CHECK(strstr(srv_last_req(&s), "whois?addr=%5Bfd7a%3A115c%3Aa1e0%3A%3A1%5D%3A8443 ") != NULL,
              "whois v6 addr bracketed and escaped");
     TU_CHECK(tsl_whois(c, cp, "not-an-ip", 1, &id, &r) == TSL_ERR_INVALID, "whois bad address");
     srv_script(&s, http_resp(200, "OK", NULL, "{\"Node\":"), 0, 0);
@@ -1068,20 +1113,20 @@ static void test_transport(void)
     srv_script(&s, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", 0, 1);
     TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_ERR_TRANSPORT
              && strstr(r.text, "middle of the answer"), "truncated body, named as such");
-    s.reset = 1;
+    SRV_SET(&s, reset, 1);
     srv_script(&s, "", 0, 1);
     TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_ERR_TRANSPORT
              && strcasestr(r.text, "reset"), "connection reset, named as such");
-    s.reset = 0;
+    SRV_SET(&s, reset, 0);
     srv_script(&s, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n", 0, 1);
-    s.endless_ms = 0;
+    SRV_SET(&s, endless_ms, 0);
     TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_ERR_TOO_LARGE && resp == NULL
              && strstr(r.text, "65536"), "endless close-delimited body aborted at the limit");
     srv_script(&s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n100000\r\n", 0, 1);
-    s.endless_ms = 50;
+    SRV_SET(&s, endless_ms, 50);
     TU_CHECK(tsl_client_get(c, cp, "status", apr_time_from_msec(300), &resp, &r) == TSL_ERR_TIMEOUT
              && strstr(r.text, "300 ms"), "a body that keeps trickling ends at the total timeout");
-    s.endless_ms = ENDLESS_OFF;
+    SRV_SET(&s, endless_ms, ENDLESS_OFF);
     srv_script(&s, "HTTP/1.1 429 Too Many Requests\r\nRetry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n"
                    "Content-Length: 0\r\n\r\n", 0, 0);
     TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_OK && resp->retry_after == 0,
@@ -1108,38 +1153,38 @@ static void test_transport(void)
     {
         int before;
         srv_script(&s, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}", 0, 1);
-        before = s.accepts;
+        before = srv_count(&s, &s.accepts);
         TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_OK
-                 && tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_OK && s.accepts - before == 2,
+                 && tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_OK && srv_count(&s, &s.accepts) - before == 2,
                  "Connection: close answer: next request on a new connection");
         srv_script(&s, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nto the end", 0, 1);
         TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_OK && resp->body_len == 10
                  && strcmp(resp->body, "to the end") == 0, "body delimited by the end of the connection");
         srv_script(&s, http_resp(200, "OK", NULL, "{}"), 0, 0);
-        s.drop_reused = 1;
-        before = s.accepts;
+        SRV_SET(&s, drop_reused, 1);
+        before = srv_count(&s, &s.accepts);
         TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_OK, "drop-reused server: first request");
         TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_OK && resp->status == 200
-                 && s.accepts - before == 2,
+                 && srv_count(&s, &s.accepts) - before == 2,
                  "kept connection closed by the daemon: GET sent again on a fresh connection");
-        s.drop_reused = 0;
+        SRV_SET(&s, drop_reused, 0);
         srv_script(&s, http_resp(200, "OK", NULL, "{}"), 0, 0);
         TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_OK, "drop-all server: first request");
-        s.drop_all = 1;
-        before = s.accepts;
+        SRV_SET(&s, drop_all, 1);
+        before = srv_count(&s, &s.accepts);
         {
-            int reqs = s.requests;
+            int reqs = srv_count(&s, &s.requests);
             TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_ERR_TRANSPORT
-                     && strstr(r.text, "without an answer") && s.accepts - before == 1
-                     && s.requests - reqs == 2,
+                     && strstr(r.text, "without an answer") && srv_count(&s, &s.accepts) - before == 1
+                     && srv_count(&s, &s.requests) - reqs == 2,
                      "kept connection closed, fresh one closed too: sent again once, not more");
         }
-        s.drop_all = 0;
+        SRV_SET(&s, drop_all, 0);
         srv_script(&s, http_resp(200, "OK", NULL, "{}"), 0, 1);
         TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_OK, "answer, then the daemon closes");
         usleep(50 * 1000);
-        before = s.accepts;
-        TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_OK && s.accepts - before == 1,
+        before = srv_count(&s, &s.accepts);
+        TU_CHECK(tsl_client_get(c, cp, "status", 0, &resp, &r) == TSL_OK && srv_count(&s, &s.accepts) - before == 1,
                  "idle connection closed by the daemon is noticed and replaced");
     }
 
@@ -1148,11 +1193,11 @@ static void test_transport(void)
     {
         pthread_t th[4];
         thr_arg a[4];
-        int i, ok = 1, before = s.accepts;
+        int i, ok = 1, before = srv_count(&s, &s.accepts);
         for (i = 0; i < 4; i++) { a[i].c = c; a[i].ok = 0; pthread_create(&th[i], NULL, thr_main, &a[i]); }
         for (i = 0; i < 4; i++) { pthread_join(th[i], NULL); ok = ok && a[i].ok == 25; }
         TU_CHECK(ok, "4 threads x 25 status calls on one client");
-        TU_CHECK(s.accepts - before <= 4, "threads reuse pooled connections");
+        TU_CHECK(srv_count(&s, &s.accepts) - before <= 4, "threads reuse pooled connections");
     }
     apr_pool_destroy(cp);   /* closes the pooled connections */
     srv_stop(&s, 1);

@@ -1,0 +1,73 @@
+"""ThreadSanitizer report files (build/check-sanitizers --thread): split a
+tsan.PID file into its reports and tell ours from theirs.
+
+A report is ours when a stack frame of its accesses, mutexes or memory
+location is in this project's code (localapi/, mod_authnz_tailscale/,
+mod_md_tailscale/, tools/).  apache2, APR, libcurl and OpenSSL are not
+instrumented, so their own frames never appear in TSan's stacks: a report of
+theirs is one whose stacks hold only intercepted calls (memcpy, free,
+pthread_*) made from uninstrumented code.  The "Thread Tn created by" stacks
+do not count (our code starts no threads; httpd's do not make a race ours).
+"""
+
+import re
+
+OURS = re.compile(r"/(localapi|mod_authnz_tailscale|mod_md_tailscale|tools)/[\w.-]+\.c"
+                  r"|mod_authnz_tailscale\.so|mod_md_tailscale\.so|\btsl_\w+|\bazt_\w+|\bmdt_\w+")
+START = re.compile(r"^WARNING: ThreadSanitizer: (.*?)(?: \(pid=\d+\))?$")
+END = re.compile(r"^SUMMARY: ThreadSanitizer: ")
+FRAME = re.compile(r"^\s+#\d+ ")
+THREAD = re.compile(r"^\s+Thread T\d+ .*created by")
+FATAL = re.compile(r"FATAL: ThreadSanitizer|ThreadSanitizer: CHECK failed|ThreadSanitizer: nested bug")
+
+
+class Report:
+    def __init__(self, kind):
+        self.kind = kind          # "data race", "heap-use-after-free", ...
+        self.lines = []
+        self.frames = []          # frames of the accesses/mutexes/location
+        self.summary = ""
+
+    @property
+    def ours(self):
+        return any(OURS.search(f) for f in self.frames)
+
+    def text(self):
+        return "\n".join(self.lines)
+
+    def key(self):
+        """What identifies the cause: the kind and the first frames of each stack."""
+        return (self.kind, self.summary)
+
+
+def reports(text):
+    """The Report objects of one tsan.PID file, in order."""
+    out, cur, in_thread = [], None, False
+    for line in text.splitlines():
+        m = START.match(line)
+        if m:
+            cur, in_thread = Report(m.group(1)), False
+            cur.lines.append(line)
+            continue
+        if cur is None:
+            continue
+        cur.lines.append(line)
+        if END.match(line):
+            cur.summary = line.split(": ", 1)[1]
+            out.append(cur)
+            cur = None
+        elif THREAD.match(line):
+            in_thread = True
+        elif FRAME.match(line):
+            if not in_thread:
+                cur.frames.append(line.strip())
+        elif line.strip() and not line.startswith("    "):
+            in_thread = False
+    if cur is not None:           # cut off (process killed while writing)
+        out.append(cur)
+    return out
+
+
+def fatal_lines(text):
+    """Lines saying TSan itself failed (it then stops checking that process)."""
+    return [line for line in text.splitlines() if FATAL.search(line)]
