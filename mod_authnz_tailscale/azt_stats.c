@@ -40,19 +40,27 @@ void azt_stats_inc(volatile apr_uint64_t *counter)
  * is at it) so that no process ever waits for another: a writer that finds
  * another one at work skips its report (one as recent is being recorded),
  * unless that writer began more than AZT_STATS_STALE ago and so died or hung
- * holding it; readers retry a bounded number of times. */
+ * holding it; readers retry a bounded number of times.
+ *
+ * The record is accessed with the compiler's __atomic builtins only (not
+ * apr_atomic_*, which are functions in libapr and invisible to
+ * ThreadSanitizer): the data with release stores and acquire loads, so that
+ * a reader that sees any byte of a new write also sees the odd count that
+ * preceded it and discards what it read (a seqlock without fences). */
 #define AZT_STATS_STALE apr_time_from_sec(1)
 #define AZT_STATS_READ_TRIES 64
 
 void azt_stats_error(azt_stats *st, tsl_code code, const char *text)
 {
     apr_uint64_t now = (apr_uint64_t)apr_time_now();
-    apr_uint32_t s = apr_atomic_read32(&st->seq);
+    apr_uint32_t s = __atomic_load_n(&st->seq, __ATOMIC_ACQUIRE);
     apr_uint32_t mine;
+    char buf[sizeof(st->last_error)];
+    apr_size_t i;
 
     apr_atomic_inc64(&st->errors);
     if (s & 1) {
-        if (now - apr_atomic_read64(&st->claimed) < (apr_uint64_t)AZT_STATS_STALE) {
+        if (now - __atomic_load_n(&st->claimed, __ATOMIC_RELAXED) < (apr_uint64_t)AZT_STATS_STALE) {
             return;
         }
         mine = s + 2;             /* take over from a writer that is gone */
@@ -60,14 +68,21 @@ void azt_stats_error(azt_stats *st, tsl_code code, const char *text)
     else {
         mine = s + 1;
     }
-    if (apr_atomic_cas32(&st->seq, mine, s) != s) {
+    if (!__atomic_compare_exchange_n(&st->seq, &s, mine, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
         return;                   /* another writer got there first */
     }
-    apr_atomic_set64(&st->claimed, now);
-    st->last_error_time = (apr_time_t)now;
-    st->last_error_code = (int)code;
-    apr_cpystrn(st->last_error, text ? text : "", sizeof(st->last_error));
-    apr_atomic_cas32(&st->seq, mine + 1, mine);   /* unless taken over meanwhile */
+    __atomic_store_n(&st->claimed, now, __ATOMIC_RELAXED);
+    __atomic_store_n(&st->last_error_time, (apr_time_t)now, __ATOMIC_RELEASE);
+    __atomic_store_n(&st->last_error_code, (int)code, __ATOMIC_RELEASE);
+    apr_cpystrn(buf, text ? text : "", sizeof(buf));
+    for (i = 0; i < sizeof(buf); i++) {
+        __atomic_store_n(&st->last_error[i], buf[i], __ATOMIC_RELEASE);
+        if (!buf[i]) {
+            break;
+        }
+    }
+    /* unless taken over meanwhile */
+    __atomic_compare_exchange_n(&st->seq, &mine, mine + 1, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
 }
 
 int azt_stats_may_log(azt_stats *st, tsl_code code, apr_interval_time_t interval)
@@ -95,16 +110,22 @@ const char *azt_stats_last_error(azt_stats *st, apr_pool_t *p, apr_time_t *when)
     int i;
 
     for (i = 0; i < AZT_STATS_READ_TRIES; i++) {
-        apr_uint32_t s = apr_atomic_read32(&st->seq);
+        apr_uint32_t s = __atomic_load_n(&st->seq, __ATOMIC_ACQUIRE);
+        apr_size_t j;
 
         if (s & 1) {
             apr_thread_yield();
             continue;
         }
-        t = st->last_error_time;
-        memcpy(buf, st->last_error, sizeof(buf));
-        buf[sizeof(buf) - 1] = '\0';
-        if (apr_atomic_read32(&st->seq) == s) {
+        t = __atomic_load_n(&st->last_error_time, __ATOMIC_ACQUIRE);
+        for (j = 0; j < sizeof(buf) - 1; j++) {
+            buf[j] = __atomic_load_n(&st->last_error[j], __ATOMIC_ACQUIRE);
+            if (!buf[j]) {
+                break;
+            }
+        }
+        buf[j] = '\0';
+        if (__atomic_load_n(&st->seq, __ATOMIC_RELAXED) == s) {
             if (!t) {
                 return NULL;
             }
