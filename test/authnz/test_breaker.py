@@ -77,7 +77,8 @@ def test_hanging_tailscaled_is_answered_at_once_and_probed_one_at_a_time(make_ht
     assert sum(len(t) for t in by_pid.values()) == calls
     probes_allowed = int(elapsed * 1000 / TIMEOUT_MS) + 2
     for pid, times in by_pid.items():
-        wave_end = min(times) + TIMEOUT_MS / 1000 + 0.1
+        # (slack: a lookup begun before the failure may arrive late)
+        wave_end = min(times) + TIMEOUT_MS / 1000 + 0.5
         wave = [t for t in times if t < wave_end]
         probes = [t for t in times if t >= wave_end]
         assert len(wave) <= CLIENTS, (pid, len(wave))

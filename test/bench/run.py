@@ -17,6 +17,11 @@ Clients live in a network namespace holding tailnet addresses, so the module
 sees real tailnet peers and asks the tailscaled emulator about them.  The
 three locations are measured in alternating order, several rounds; the table
 shows medians and the median of the per-round ratios to the baseline.
+Row 7 (`--only hang`) is issue 11's hanging tailscaled: a server of its own
+per module tree (this one and, with --modules-from, the other, side by side),
+40 clients from 25 new tailnet nodes asking a protected URL for 12 s while
+the emulator accepts and never answers (test/bench/hang_load.py), then the
+time to normal service once it answers again.
 Nothing here asserts timings: it prints figures.  docs/benchmark.md explains
 every row.
 """
@@ -54,6 +59,12 @@ BENCH_USER = "alice@example.com"
 # address each in the namespace: the "8 distinct tailnet addresses"
 # (100.90.N.1-8; N is chosen at start so that concurrent runs do not collide).
 BENCH_NODES = []
+# The hanging-tailscaled row (issue 11): 25 more nodes of alice's, new to the
+# server of each run of that row (100.90.N.101-125).
+HANG_NODES = []
+HANG_CLIENTS = 40
+HANG_REQUESTS = 20        # per client: 800 requests scheduled over the phase
+HANG_SECONDS = 12
 DEFAULT_TTL = 10          # AuthTailscaleCacheTimeout default, seconds
 ROWS = [
     ("base", "Require all granted"),
@@ -86,6 +97,18 @@ ExtendedStatus Off
 <Location /server-status>
   SetHandler server-status
   Require ip 127.0.0.1
+</Location>
+"""
+
+# The hanging-tailscaled row: a server of its own per module tree.
+HANG_CONFIG = r"""
+AuthTailscaleURL @SOCKET@
+%(timeout)s
+<Location /base/>
+  Require all granted
+</Location>
+<Location /user/>
+  Require tailscale-user *@example.com
 </Location>
 """
 
@@ -376,11 +399,12 @@ class Bench:
         self.emu = Emulator().start(self.base / "emu")
         subnet = pick_subnet()
         BENCH_NODES[:] = [(f"bench{i}", *subnet_addrs(subnet, i)) for i in range(1, 9)]
-        for name, v4, v6 in BENCH_NODES:
+        HANG_NODES[:] = [(f"hang{i}", *subnet_addrs(subnet, 100 + i)) for i in range(1, 26)]
+        for name, v4, v6 in BENCH_NODES + HANG_NODES:
             self.emu.add_node(name, user=BENCH_USER, addresses=[v4, v6], os="linux")
         # Only this run's subnet is routed to the namespace (concurrent test
         # runs and benchmarks keep their own routes).
-        self.ns = TailnetNamespace(clients=[(v4, v6) for _, v4, v6 in BENCH_NODES],
+        self.ns = TailnetNamespace(clients=[(v4, v6) for _, v4, v6 in BENCH_NODES + HANG_NODES],
                                    routes=subnet_nets(subnet), prefix="tslb").create()
         conf = SERVER_CONFIG
         if self.a.core_dir:
@@ -528,6 +552,101 @@ class Bench:
             out[conc] = res
             log(f"emulator whois c={conc}: {res['rps']:.0f}/s p50 {res['p50']} ms p99 {res['p99']} ms")
         self.results["emulator"] = out
+
+    # -- row 7: a hanging tailscaled (issue 11) -------------------------
+    def hang(self):
+        """tailscaled accepts and never answers; HANG_CLIENTS clients from the
+        25 HANG_NODES (new to this server) ask /user/ for HANG_SECONDS, one
+        client per bench node asks /base/ alongside; then the fault is cleared
+        and the time until every answer is 200 again is taken.  With
+        --modules-from, the same scenario runs against this tree's modules
+        and the other tree's, alternating, each with its own fresh server."""
+        trees = [("this tree", self.a.own_module_path, REPO)]
+        if self.a.modules_from:
+            trees.append(("--modules-from", lib.httpd.module_path, Path(self.a.modules_from).resolve()))
+        runs = []
+        for rnd in range(self.a.hang_rounds):
+            for i, tree in enumerate(trees if rnd % 2 == 0 else trees[::-1]):
+                res = self.hang_one(tree, f"hang-{rnd}-{i}")
+                res["round"] = rnd
+                runs.append(res)
+        self.results["hang"] = runs
+
+    def hang_one(self, tree, name):
+        label, modpath, root = tree
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip() or "?"
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        timeout = f"AuthTailscaleTimeout {self.a.hang_timeout}" if self.a.hang_timeout else ""
+        saved = lib.httpd.module_path
+        lib.httpd.module_path = modpath
+        try:
+            h = Httpd(self.base / name, config=HANG_CONFIG % {"timeout": timeout}, mpm="event",
+                      our=["authnz_tailscale"], socket_path=self.emu.socket_path, tailnet=True)
+            for row in ("base", "user"):
+                h.write_file(f"{row}/bench.html", BODY)
+            h.start()
+        finally:
+            lib.httpd.module_path = saved
+        try:
+            # Up and authorizing (from a bench node: the hang nodes stay new).
+            src = BENCH_NODES[0][1]
+            for path in ("/base/bench.html", "/user/bench.html"):
+                url = TailnetNamespace.server_url(h.ts_port, path)
+                r = self.ns.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                                 "--interface", src, "--max-time", "10", url], check=False)
+                if r.stdout.strip() != "200":
+                    raise RuntimeError(f"hang row: {path} answered {r.stdout} {r.stderr}")
+            self.emu.fault("hang")
+            self.emu.reset_counters()
+            start = time.time() + 1.0
+            cmd = ["ip", "netns", "exec", self.ns.ns, "/usr/bin/python3", str(HERE / "hang_load.py"),
+                   "--server", f"{SERVER_V4}:{h.ts_port}", "--protected", "/user/bench.html",
+                   "--open", "/base/bench.html", "--marker", "x" * 40,
+                   "--nodes", ",".join(v4 for _, v4, _ in HANG_NODES),
+                   "--open-src", ",".join(v4 for _, v4, _ in BENCH_NODES[:4]),
+                   "--clients", str(HANG_CLIENTS), "--requests", str(HANG_REQUESTS),
+                   "--seconds", str(HANG_SECONDS), "--recover-seconds", "4",
+                   "--start", repr(start)]
+            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            # The load phase ends at start + HANG_SECONDS; the recovery
+            # clients then get 503s for half a second before tailscaled answers.
+            time.sleep(max(0.0, start + HANG_SECONDS + 0.5 - time.time()))
+            whois_hang = self.emu.counters()["by_endpoint"].get("whois", 0)
+            cleared = time.time()
+            self.emu.clear_fault()
+            out, err = p.communicate(timeout=120)
+            if p.returncode != 0:
+                raise RuntimeError(f"hang_load.py failed: {err[-2000:]}")
+            res = json.loads(out)
+            res["whois_hang"] = whois_hang
+            res["whois_total"] = self.emu.counters()["by_endpoint"].get("whois", 0)
+            res["procs"] = len(children(h))
+            after = [(t, st) for t, st, _ in res["recovery"] if t >= cleared]
+            first_ok = next((t for t, st in after if st == 200), None)
+            bad = [t for t, st in after if st != 200]
+            res["first_200_s"] = None if first_ok is None else first_ok - cleared
+            # normal service: from then on every answer was 200
+            res["normal_s"] = None if (first_ok is None or (after and after[-1][1] != 200)) \
+                else (max(bad) - cleared if bad else 0.0)
+            res["recovery_answers"] = len(after)
+            res["label"] = f"{label} ({commit}{'+' if dirty else ''})"
+            res["timeout"] = self.a.hang_timeout or "2 (default)"
+            pr = res["protected"]
+            log(f"hang {res['label']}: {pr['answered']}/{res['scheduled']} answered in "
+                f"{HANG_SECONDS}s, statuses {pr['status']}, granted {pr['granted']}, whois "
+                f"{whois_hang} (+{res['whois_total'] - whois_hang} after clear), open "
+                f"{res['open']['answered']} {res['open']['status']} p99 {fmt(res['open_p99_ms'], '.1f')} ms, "
+                f"normal service {fmt(res['normal_s'], '.2f')} s after clear "
+                f"(first 200 after {fmt(res['first_200_s'], '.2f')} s)")
+            return res
+        finally:
+            self.emu.clear_fault()
+            h.stop(check_crashes=False)
+            crashes = h.crashes()
+            if crashes:
+                self.notes.append(f"httpd crashes in the hang row ({label}): " + "; ".join(crashes[:3]))
 
     # -- row 5: certificate start-up -----------------------------------
     def cert_startup(self):
@@ -1053,6 +1172,31 @@ def table(bench, settings, vers):
                          "bounded", "yes" if bounded else "NO"])
             first = False
 
+    hang = R.get("hang")
+    if hang:
+        for i, h in enumerate(hang):
+            pr, op = h["protected"], h["open"]
+            others = {k: v for k, v in pr["status"].items() if k != "503"}
+            open_bad = {k: v for k, v in op["status"].items() if k != "200"}
+            met = (pr["answered"] >= 0.75 * h["scheduled"] and pr["granted"] == 0 and not open_bad
+                   and h["normal_s"] is not None and h["normal_s"] <= 1.0)
+            rows.append(["7" if i == 0 else "",
+                         f"hanging tailscaled ({HANG_CLIENTS} clients, {len(HANG_NODES)} new nodes, "
+                         f"{HANG_SECONDS} s, AuthTailscaleTimeout {h['timeout']})" if i == 0 else "",
+                         h["label"] + (f" round {h['round'] + 1}" if settings.get("hang_rounds", 1) > 1 else ""),
+                         f"{pr['answered']}/{h['scheduled']} answered", "", "",
+                         fmt(h["protected_p50_ms"], ".2f"), fmt(h["protected_p99_ms"], ".2f"), "", "",
+                         f"{pr['status'].get('503', 0)} × 503"
+                         + (f", other {others}" if others else "")
+                         + f", {pr['granted']} granted; {h['whois_hang']} whois during the hang; "
+                         f"unprotected: {op['answered']} answers, "
+                         + (f"not 200: {open_bad}" if open_bad else "all 200")
+                         + f", p99 {fmt(h['open_p99_ms'], '.1f')} ms; normal service "
+                         f"{fmt(h['normal_s'], '.2f')} s after tailscaled answered (first 200 after "
+                         f"{fmt(h['first_200_s'], '.2f')} s; {h["recovery_answers"]} answers in the 3.5 s after); "
+                         f"{h['procs']} procs",
+                         "≥ 600/800, 0 granted, ≤ 1 s", "yes" if met else "NO"])
+
     widths = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
 
     def line(cells):
@@ -1075,7 +1219,8 @@ def main():
     ap.add_argument("--peers", type=int, help="distinct peers for the memory row (default 100000, quick 10000)")
     ap.add_argument("--cache-size2", type=int, help="second AuthTailscaleCacheSize (default 4000, quick 2000)")
     ap.add_argument("--cert-reps", type=int, help="start-ups per variant (default 5, quick 3)")
-    ap.add_argument("--only", help="comma list of: keepalive,newconn,ab,http2,emulator,cert,memory")
+    ap.add_argument("--only", help="comma list of: keepalive,newconn,ab,http2,callgrind,emulator,"
+                                   "cert,memory,hang")
     ap.add_argument("--json", help="also write the raw results to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--cg-requests", type=int, help="requests per row under callgrind (default 2000, quick 600)")
@@ -1084,6 +1229,10 @@ def main():
                          "to compare before/after")
     ap.add_argument("--core-dir", metavar="DIR",
                     help="let crashing httpd children of rows 1-3 write core files here")
+    ap.add_argument("--hang-timeout", metavar="DURATION",
+                    help="AuthTailscaleTimeout of the hang row's servers (default: the module's, 2 s)")
+    ap.add_argument("--hang-rounds", type=int, default=1,
+                    help="runs of the hang row per module tree, alternating (default 1)")
     ap.add_argument("--profile", choices=["keepalive", "newconn", "http2"],
                     help="instead of the table: perf profiles of the httpd children per row")
     a = ap.parse_args()
@@ -1098,6 +1247,7 @@ def main():
         ap.error("--peers: at most 120000 distinct source pairs are available")
     if os.geteuid() != 0:
         sys.exit("the benchmark needs root (network namespaces, httpd as www-data); use build/bench")
+    a.own_module_path = lib.httpd.module_path   # the hang row runs this tree's too
     if a.modules_from:
         other = Path(a.modules_from).resolve()
 
@@ -1112,12 +1262,12 @@ def main():
     except FileNotFoundError as e:
         sys.exit(str(e))
     ensure_tools()
-    only = set((a.only or "keepalive,newconn,ab,http2,callgrind,emulator,cert,memory").split(","))
+    only = set((a.only or "keepalive,newconn,ab,http2,callgrind,emulator,cert,memory,hang").split(","))
     vers = versions()
     settings = {"connections": a.connections, "duration": a.duration, "rounds": a.rounds,
                 "h2_connections": a.h2_connections, "h2_streams": a.h2_streams, "mpm": "event",
                 "ttl": DEFAULT_TTL, "peers": a.peers, "cache_size2": a.cache_size2,
-                "cert_reps": a.cert_reps}
+                "cert_reps": a.cert_reps, "hang_rounds": a.hang_rounds}
     b = Bench(a)
     t_start = time.time()
 
@@ -1131,7 +1281,7 @@ def main():
             return
         steps = [("keepalive", b.keepalive), ("newconn", b.newconn), ("ab", b.ab_crosscheck),
                  ("http2", b.http2), ("callgrind", b.callgrind), ("emulator", b.emulator), ("cert", b.cert_startup),
-                 ("memory", b.memory)]
+                 ("memory", b.memory), ("hang", b.hang)]
         for name, fn in steps:
             if name in only:
                 log(f"== {name}")
