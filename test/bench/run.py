@@ -1193,7 +1193,7 @@ def table(bench, settings, vers):
                          + (f"not 200: {open_bad}" if open_bad else "all 200")
                          + f", p99 {fmt(h['open_p99_ms'], '.1f')} ms; normal service "
                          f"{fmt(h['normal_s'], '.2f')} s after tailscaled answered (first 200 after "
-                         f"{fmt(h['first_200_s'], '.2f')} s; {h["recovery_answers"]} answers in the 3.5 s after); "
+                         f"{fmt(h['first_200_s'], '.2f')} s; {h['recovery_answers']} answers in the 3.5 s after); "
                          f"{h['procs']} procs",
                          "≥ 600/800, 0 granted, ≤ 1 s", "yes" if met else "NO"])
 
