@@ -60,7 +60,11 @@ void azt_stats_error(azt_stats *st, tsl_code code, const char *text)
 
     apr_atomic_inc64(&st->errors);
     if (s & 1) {
-        if (now - __atomic_load_n(&st->claimed, __ATOMIC_RELAXED) < (apr_uint64_t)AZT_STATS_STALE) {
+        /* signed: a writer that claimed after our clock read is recent, not
+         * (as the unsigned difference would say) ages ago */
+        apr_int64_t age = (apr_int64_t)(now - __atomic_load_n(&st->claimed, __ATOMIC_RELAXED));
+
+        if (age < AZT_STATS_STALE) {
             return;
         }
         mine = s + 2;             /* take over from a writer that is gone */
