@@ -1,7 +1,7 @@
 /* Fuzz target: `Require tailscale-*` argument parsing and matching.
  *
  * The parser lives in mod_authnz_tailscale/azt_authz.c and is static, so
- * this file compiles that source in directly and supplies the few httpd
+ * this file compiles that source (and azt_rules.c, the negation rule) in directly and supplies the few httpd
  * pieces it calls: the configuration tokenizer ap_getword_conf() (httpd's
  * is in the apache2 executable, which cannot be linked; this is a local
  * reimplementation of its documented behaviour: whitespace-separated words,
@@ -25,6 +25,8 @@
  * tailscale-group to a tagged node or to a user outside the named groups.
  */
 #include "../../mod_authnz_tailscale/azt_authz.c"
+/* the negation rule the parser asks (azt_rules_negated) */
+#include "../../mod_authnz_tailscale/azt_rules.c"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,6 +38,8 @@
 module AP_MODULE_DECLARE_DATA authnz_tailscale_module = {
     STANDARD20_MODULE_STUFF, NULL, NULL, NULL, NULL, NULL, NULL
 };
+
+AP_DECLARE_DATA ap_directive_t *ap_conftree;
 
 static char log_buf[8192];
 
