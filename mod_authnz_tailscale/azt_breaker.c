@@ -7,11 +7,18 @@
 /* While open, a new probe starts at most this often (a dead socket fails
  * in microseconds: no need to connect for every request). */
 #define AZT_BREAKER_PROBE_GAP apr_time_from_msec(200)
+/* A probe that has not answered for this long (a daemon that accepts and
+ * never answers holds it for the whole timeout) no longer holds the next
+ * one back, so that service comes back within this much of tailscaled
+ * answering again, whatever AuthTailscaleTimeout is; at most
+ * AZT_BREAKER_MAX_PROBES wait at once. */
+#define AZT_BREAKER_STUCK apr_time_from_msec(500)
+#define AZT_BREAKER_MAX_PROBES 4
 
 struct azt_breaker {
     apr_thread_mutex_t *mutex;
     int open;
-    int probing;                /* a probe is under way */
+    int probing;                /* probes under way */
     apr_time_t last_probe;      /* when the last probe started */
     tsl_code code;              /* the answer that opened it */
     char text[256];
@@ -32,8 +39,12 @@ azt_breaker_verdict azt_breaker_enter(azt_breaker *b, apr_time_t now, tsl_code *
 
     apr_thread_mutex_lock(b->mutex);
     if (b->open) {
-        if (!b->probing && now - b->last_probe >= AZT_BREAKER_PROBE_GAP) {
-            b->probing = 1;
+        apr_interval_time_t since = now - b->last_probe;
+
+        if (since >= AZT_BREAKER_PROBE_GAP
+            && (b->probing == 0
+                || (since >= AZT_BREAKER_STUCK && b->probing < AZT_BREAKER_MAX_PROBES))) {
+            b->probing++;
             b->last_probe = now;
             v = AZT_BREAKER_PROBE;
         }
@@ -52,7 +63,7 @@ void azt_breaker_report(azt_breaker *b, azt_breaker_verdict v, int available,
 {
     apr_thread_mutex_lock(b->mutex);
     if (v == AZT_BREAKER_PROBE) {
-        b->probing = 0;
+        b->probing--;
     }
     if (available) {
         b->open = 0;

@@ -4,8 +4,11 @@
  * Closed: every lookup asks tailscaled.  Once a lookup could not get an
  * answer (down, timed out, garbage, error status), the breaker opens: lookups
  * fail at once with that answer, while a single probe at a time (at most one
- * started per AZT_BREAKER_PROBE_GAP) asks whether tailscaled is back.  The
- * probe's success closes the breaker; its failure keeps it open.
+ * started per AZT_BREAKER_PROBE_GAP) asks whether tailscaled is back; a probe
+ * stuck for AZT_BREAKER_STUCK lets one more start (at most
+ * AZT_BREAKER_MAX_PROBES at once), so a hanging daemon that recovers is
+ * noticed within that time.  A probe's success closes the breaker; its
+ * failure keeps it open.
  * Thread-safe; every field is read and written under its mutex.
  */
 #ifndef AZT_BREAKER_H
