@@ -20,6 +20,7 @@ struct azt_breaker {
     int open;
     int probing;                /* probes under way */
     apr_time_t last_probe;      /* when the last probe started */
+    apr_time_t answered;        /* when tailscaled last answered */
     tsl_code code;              /* the answer that opened it */
     char text[256];
 };
@@ -59,7 +60,8 @@ azt_breaker_verdict azt_breaker_enter(azt_breaker *b, apr_time_t now, tsl_code *
 }
 
 void azt_breaker_report(azt_breaker *b, azt_breaker_verdict v, int available,
-                        tsl_code code, const char *text, apr_time_t now)
+                        tsl_code code, const char *text, apr_time_t started,
+                        apr_time_t now)
 {
     apr_thread_mutex_lock(b->mutex);
     if (v == AZT_BREAKER_PROBE) {
@@ -67,6 +69,10 @@ void azt_breaker_report(azt_breaker *b, azt_breaker_verdict v, int available,
     }
     if (available) {
         b->open = 0;
+        b->answered = now;
+    }
+    else if (started < b->answered) {
+        /* stale: tailscaled has answered since this lookup began */
     }
     else {
         if (!b->open) {

@@ -34,11 +34,14 @@ azt_breaker *azt_breaker_create(apr_pool_t *p);
 azt_breaker_verdict azt_breaker_enter(azt_breaker *b, apr_time_t now, tsl_code *code,
                                       char *text, apr_size_t size);
 
-/* Report what an AZT_BREAKER_ASK or _PROBE lookup got: available (an
- * answer, positive or "not a peer") closes the breaker, otherwise code and
- * text open it (or keep it open). */
+/* Report what an AZT_BREAKER_ASK or _PROBE lookup started at started got:
+ * available (an answer, positive or "not a peer") closes the breaker,
+ * otherwise code and text open it (or keep it open) - unless tailscaled
+ * answered another lookup after this one started (a lookup stuck on a
+ * connection the daemon accepted while it hung says nothing of now). */
 void azt_breaker_report(azt_breaker *b, azt_breaker_verdict v, int available,
-                        tsl_code code, const char *text, apr_time_t now);
+                        tsl_code code, const char *text, apr_time_t started,
+                        apr_time_t now);
 
 /* True while the breaker is open (tailscaled did not answer lately). */
 int azt_breaker_is_open(azt_breaker *b);

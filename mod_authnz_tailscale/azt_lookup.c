@@ -350,7 +350,7 @@ static tsl_code ask_tailscaled(request_rec *r, azt_sock *sk, const char *norm, i
     azt_stats_inc(&st->whois_calls);
     code = tsl_whois_dst(sk->client, r->pool, norm, port, dst, id, &res);
     azt_breaker_report(sk->breaker, verdict, !azt_lookup_unavailable(code), code, res.text,
-                       apr_time_now());
+                       now, apr_time_now());
     if (code == TSL_OK) {
         clean_identity(r, sk, addr, *id);
     }

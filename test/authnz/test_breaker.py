@@ -101,3 +101,50 @@ def test_hanging_tailscaled_is_answered_at_once_and_probed_one_at_a_time(make_ht
         time.sleep(0.05)
     print(f"served again {time.time() - back:.2f} s after tailscaled answered")
     assert "SECRET" in body
+
+
+# One process, so that every request meets the same breaker.
+ONE_PROCESS = """
+StartServers 1
+ServerLimit 1
+MaxRequestWorkers 25
+MinSpareThreads 5
+MaxSpareThreads 25
+"""
+
+
+def test_lookups_stuck_on_a_hanging_tailscaled_do_not_reopen_the_breaker_once_it_answers(
+        make_httpd, emulator):
+    h = make_httpd(CONF.replace(f"{TIMEOUT_MS}ms", "3s") + ONE_PROCESS, mpm="event")
+    h.write_file("secret.txt", "SECRET\n")
+    port = free_local_port()
+    emulator.proxymap(f"127.0.0.1:{port}", "laptop")
+    emulator.fault("hang")
+
+    def stuck():
+        rawhttp.request("127.0.0.1", h.port, "/p/alice", src="127.0.0.1", timeout=10)
+
+    # The first lookup times out after 3 s and opens the breaker; probes then
+    # start (one more each 500 ms while the others hang) and stay stuck.
+    threads = [threading.Thread(target=stuck)]
+    threads[0].start()
+    time.sleep(3.3)
+    for _ in range(3):
+        t = threading.Thread(target=stuck)
+        t.start()
+        threads.append(t)
+        time.sleep(0.6)
+    emulator.clear_fault()
+    statuses = []
+    end = time.time() + 4        # past the end of every stuck lookup
+    while time.time() < end:
+        status, _, body = rawhttp.request("127.0.0.1", h.port, "/p/alice", src="127.0.0.1",
+                                          sport=port, timeout=10)
+        statuses.append(status)
+        assert "SECRET" in body or status != 200
+        time.sleep(0.05)
+    for t in threads:
+        t.join()
+    assert 200 in statuses, statuses
+    after = statuses[statuses.index(200):]
+    assert set(after) == {200}, statuses
