@@ -8,6 +8,15 @@ instrumented, so their own frames never appear in TSan's stacks: a report of
 theirs is one whose stacks hold only intercepted calls (memcpy, free,
 pthread_*) made from uninstrumented code.  The "Thread Tn created by" stacks
 do not count (our code starts no threads; httpd's do not make a race ours).
+
+One shape is theirs although a frame of ours is in it: a race whose current
+access is memory being filled (memset/memcpy) by uninstrumented code alone,
+and whose previous access is ours.  That is httpd handing memory our code
+used to a new owner: the event MPM recycles transaction and connection pools
+between worker threads through APR atomics (fdqueue's recycled-pool list,
+apr_atomic_casptr) that TSan cannot see, and apr_pcalloc() then zeroes the
+reused memory (ap_create_conn_config for the next connection).  The reverse
+order (ours after such a fill: memory used after it was handed on) stays ours.
 """
 
 import re
@@ -17,6 +26,8 @@ OURS = re.compile(r"/(localapi|mod_authnz_tailscale|mod_md_tailscale|tools)/[\w.
 START = re.compile(r"^WARNING: ThreadSanitizer: (.*?)(?: \(pid=\d+\))?$")
 END = re.compile(r"^SUMMARY: ThreadSanitizer: ")
 FRAME = re.compile(r"^\s+#\d+ ")
+ACCESS = re.compile(r"^\s+(Read|Write|Atomic|Previous|Location|Mutex|Heap)")
+FILL = re.compile(r"#\d+ (memset|memcpy|memmove) ")
 THREAD = re.compile(r"^\s+Thread T\d+ .*created by")
 FATAL = re.compile(r"FATAL: ThreadSanitizer|ThreadSanitizer: CHECK failed|ThreadSanitizer: nested bug")
 
@@ -26,11 +37,24 @@ class Report:
         self.kind = kind          # "data race", "heap-use-after-free", ...
         self.lines = []
         self.frames = []          # frames of the accesses/mutexes/location
+        self.stacks = []          # the same, one list per stack, in order
         self.summary = ""
 
     @property
     def ours(self):
-        return any(OURS.search(f) for f in self.frames)
+        if not any(OURS.search(f) for f in self.frames):
+            return False
+        return not self.recycled_by_httpd()
+
+    def recycled_by_httpd(self):
+        """A data race whose current access is uninstrumented code filling
+        memory (see the module docstring) and whose previous one is ours."""
+        if self.kind != "data race" or len(self.stacks) < 2:
+            return False
+        current, previous = self.stacks[0], self.stacks[1]
+        return (bool(current) and FILL.search(current[0]) is not None
+                and not any(OURS.search(f) for f in current)
+                and any(OURS.search(f) for f in previous))
 
     def text(self):
         return "\n".join(self.lines)
@@ -58,9 +82,13 @@ def reports(text):
             cur = None
         elif THREAD.match(line):
             in_thread = True
+        elif ACCESS.match(line) and not in_thread:
+            cur.stacks.append([])
         elif FRAME.match(line):
             if not in_thread:
                 cur.frames.append(line.strip())
+                if cur.stacks:
+                    cur.stacks[-1].append(line.strip())
         elif line.strip() and not line.startswith("    "):
             in_thread = False
     if cur is not None:           # cut off (process killed while writing)
