@@ -15,8 +15,12 @@ and whose previous access is ours.  That is httpd handing memory our code
 used to a new owner: the event MPM recycles transaction and connection pools
 between worker threads through APR atomics (fdqueue's recycled-pool list,
 apr_atomic_casptr) that TSan cannot see, and apr_pcalloc() then zeroes the
-reused memory (ap_create_conn_config for the next connection).  The reverse
-order (ours after such a fill: memory used after it was handed on) stays ours.
+reused memory (ap_create_conn_config for the next connection).  Likewise
+the other way round: our code filling memory that an APR pool function
+(apr_pstrcat, apr_pcalloc, ...) has just handed out, when the previous
+access to it was httpd's alone (a writev of the request that last owned it).
+Any other order or shape with a frame of ours (ours after httpd's fill
+outside an allocation, two accesses of ours) stays ours.
 """
 
 import re
@@ -28,6 +32,9 @@ END = re.compile(r"^SUMMARY: ThreadSanitizer: ")
 FRAME = re.compile(r"^\s+#\d+ ")
 ACCESS = re.compile(r"^\s+(Read|Write|Atomic|Previous|Location|Mutex|Heap)")
 FILL = re.compile(r"#\d+ (memset|memcpy|memmove) ")
+# APR pool functions that fill memory they have just allocated
+FRESH = re.compile(r"#\d+ (apr_pstrcat|apr_pstrdup|apr_pstrndup|apr_pstrmemdup|apr_pmemdup"
+                   r"|apr_pcalloc|apr_palloc|apr_psprintf|apr_pvsprintf|apr_array_pstrcat) ")
 THREAD = re.compile(r"^\s+Thread T\d+ .*created by")
 FATAL = re.compile(r"FATAL: ThreadSanitizer|ThreadSanitizer: CHECK failed|ThreadSanitizer: nested bug")
 
@@ -52,9 +59,12 @@ class Report:
         if self.kind != "data race" or len(self.stacks) < 2:
             return False
         current, previous = self.stacks[0], self.stacks[1]
-        return (bool(current) and FILL.search(current[0]) is not None
-                and not any(OURS.search(f) for f in current)
-                and any(OURS.search(f) for f in previous))
+        if not current or FILL.search(current[0]) is None:
+            return False
+        if not any(OURS.search(f) for f in current):
+            return any(OURS.search(f) for f in previous)
+        caller = next((f for f in current if not FILL.search(f)), "")
+        return FRESH.search(caller) is not None and not any(OURS.search(f) for f in previous)
 
     def text(self):
         return "\n".join(self.lines)

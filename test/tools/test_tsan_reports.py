@@ -44,3 +44,19 @@ def test_a_fill_of_ours_is_not_excused():
     ours_fill = ("    #0 memset ../sanitizer_common_interceptors.inc:799 (libtsan.so+0x5cbc4)\n"
                  "    #1 slot_fill mod_authnz_tailscale/azt_lookup.c:290 (mod_authnz_tailscale.so+0x1)\n")
     assert only(report(ours_fill, OUR_READ)).ours
+
+
+OUR_ALLOC_FILL = ("    #0 memcpy ../sanitizer_common_interceptors.inc:827 (libtsan.so+0x5dda6)\n"
+                  "    #1 memcpy ../sanitizer_common_interceptors.inc:819 (libtsan.so+0x5dda6)\n"
+                  "    #2 apr_pstrcat <null> (libapr-1.so.0+0x17610)\n"
+                  "    #3 tsl_whois_dst localapi/tsl_whois.c:28 (mod_authnz_tailscale.so+0x187ff)\n")
+HTTPD_SEND = ("    #0 writev ../sanitizer_common_interceptors.inc:1200 (libtsan.so+0x4f198)\n"
+              "    #1 apr_socket_sendv <null> (libapr-1.so.0+0x25c07)\n")
+
+
+def test_our_fill_of_memory_apr_just_allocated_after_httpd_used_it_is_theirs():
+    assert not only(report(OUR_ALLOC_FILL, HTTPD_SEND)).ours
+
+
+def test_our_fill_of_fresh_memory_racing_with_our_own_access_is_ours():
+    assert only(report(OUR_ALLOC_FILL, OUR_READ)).ours
