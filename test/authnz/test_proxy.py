@@ -145,3 +145,37 @@ def test_trusted_proxy_forwarding_no_address_is_not_identified_as_itself(make_si
     # Its own identity stays available to the tailscale-peer-* rules.
     status, _, body = site.raw("edge", "/p/edge-peer", port=port)
     assert status == 200 and SECRET in body
+
+
+# PROXY protocol and a forwarding header on one vhost: the preamble is what
+# the trusted edge itself says; a header entry may come from its client.
+PROXY_AND_XFF = """
+Listen 100.100.0.1:@PORT3@
+<VirtualHost 100.100.0.1:@PORT3@>
+  RemoteIPProxyProtocol On
+  RemoteIPHeader X-Forwarded-For
+  AuthTailscaleTrustedProxy tag:edge
+  AliasMatch "^/p/" "@DOCROOT@/secret.txt"
+  <Location /p/user-alice>
+    Require tailscale-user alice@example.com
+  </Location>
+</VirtualHost>
+"""
+
+
+def test_with_proxy_protocol_and_a_header_only_the_preamble_vouches(make_site):
+    site = make_site(PROXY_AND_XFF, modules=["remoteip"])
+    port = site.httpd.extra_ports[1]
+    # A public client behind the edge claims alice in the header.
+    status, _, body = site.raw("edge", "/p/user-alice", port=port,
+                               proxy=proxy_v1("198.51.100.7"),
+                               headers=[f"X-Forwarded-For: {ALICE}"])
+    assert status == 403 and SECRET not in body
+    # alice behind the edge, whatever a header says.
+    status, _, body = site.raw("edge", "/p/user-alice", port=port, proxy=proxy_v1(ALICE),
+                               headers=["X-Forwarded-For: 198.51.100.7"])
+    assert status == 200 and SECRET in body
+    # Not the edge: neither the preamble nor the header is believed.
+    status, _, body = site.raw("phone", "/p/user-alice", port=port, proxy=proxy_v1(ALICE),
+                               headers=[f"X-Forwarded-For: {ALICE}"])
+    assert status == 403 and SECRET not in body
