@@ -24,9 +24,13 @@ Prints one JSON object.  Nothing here asserts anything.
 
 import argparse
 import json
-import socket
+import sys
 import threading
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+import rawhttp  # noqa: E402
 
 
 def request(server, src, path, timeout):
@@ -34,24 +38,13 @@ def request(server, src, path, timeout):
     complete answer came within timeout seconds."""
     host, port = server
     try:
-        with socket.create_connection((host, port), timeout=max(0.01, timeout),
-                                      source_address=(src, 0)) as s:
-            s.settimeout(max(0.01, timeout))
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+        status, _, body = rawhttp.request(host, port, path, src=src,
+                                          timeout=max(0.01, timeout))
     except OSError as e:
         return None, type(e).__name__
-    head, _, body = data.partition(b"\r\n\r\n")
-    try:
-        status = int(head.split(b" ", 2)[1])
     except (IndexError, ValueError):
         return None, "unparsable"
-    return status, body.decode(errors="replace")
+    return (status, body) if status else (None, "unparsable")
 
 
 def main():
