@@ -71,10 +71,9 @@ void azt_breaker_report(azt_breaker *b, azt_breaker_verdict v, int available,
         b->open = 0;
         b->answered = now;
     }
-    else if (started < b->answered) {
-        /* stale: tailscaled has answered since this lookup began */
-    }
-    else {
+    else if (started >= b->answered) {
+        /* (a failure of a lookup begun before tailscaled last answered is
+         * stale and changes nothing) */
         if (!b->open) {
             b->last_probe = now;    /* the failed lookup was the first probe */
         }

@@ -164,11 +164,16 @@ static azt_peer_key peer_key(apr_pool_t *p, const azt_sock *sk, const char *ip, 
 
 /* The one rule for every remembered answer (connection slot and process
  * cache): it serves a request only while younger than the serving vhost's
- * timeout for its kind, whichever vhost asked tailscaled. */
+ * timeout for its kind (ttl_for), whichever vhost asked tailscaled. */
+static apr_interval_time_t ttl_for(const azt_server_conf *sc, tsl_code code)
+{
+    return code == TSL_OK ? azt_conf_ttl(sc) : azt_conf_negative_ttl(sc);
+}
+
 static int fresh(const azt_server_conf *sc, tsl_code code, apr_time_t fetched,
                  apr_time_t now)
 {
-    return now < fetched + (code == TSL_OK ? azt_conf_ttl(sc) : azt_conf_negative_ttl(sc));
+    return now < fetched + ttl_for(sc, code);
 }
 
 static void log_failure(request_rec *r, const azt_sock *sk, const char *addr,
@@ -391,7 +396,7 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
     apr_time_t now = apr_time_now(), fetched = now;
     azt_cache_outcome outcome;
     azt_peer_key key;
-    const char *norm;
+    const char *norm, *dst;
     apr_pool_t *sp;
     tsl_code code;
 
@@ -413,7 +418,8 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
         return TSL_ERR_INVALID;
     }
     *addr = tsl_addr_format(r->pool, norm, port);
-    key = peer_key(r->pool, sk, norm, port, conn_dst(c, cc));
+    dst = conn_dst(c, cc);
+    key = peer_key(r->pool, sk, norm, port, dst);
     if (slot_live(cs, sk, sc, port, now) && !strcmp(cs->key, key.text)) {
         azt_stats_inc(&st->conn_hits);
         *id = cs->id;
@@ -429,15 +435,15 @@ static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t
         azt_stats_inc(&st->cache_hits);
     }
     else {
-        code = ask_tailscaled(r, sk, norm, port, cc->dst, *addr, key.text, outcome, now,
-                              id, error);
+        code = ask_tailscaled(r, sk, norm, port, dst, *addr, key.text, outcome, now, id,
+                              error);
         if (code != TSL_OK && code != TSL_ERR_NOT_FOUND) {
             return code;        /* no definite answer: nothing to remember */
         }
     }
 
     /* 4. Remember the definite answer for this connection. */
-    if ((code == TSL_OK ? azt_conf_ttl(sc) : azt_conf_negative_ttl(sc)) > 0) {
+    if (ttl_for(sc, code) > 0) {
         slot_fill(cs, sp, sk, sa, ip, port, *addr, key.text, code, *id,
                   outcome == AZT_CACHE_HIT, fetched);
     }
