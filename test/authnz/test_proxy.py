@@ -149,18 +149,10 @@ def test_trusted_proxy_forwarding_no_address_is_not_identified_as_itself(make_si
 
 # PROXY protocol and a forwarding header on one vhost: the preamble is what
 # the trusted edge itself says; a header entry may come from its client.
-PROXY_AND_XFF = """
-Listen 100.100.0.1:@PORT3@
-<VirtualHost 100.100.0.1:@PORT3@>
-  RemoteIPProxyProtocol On
-  RemoteIPHeader X-Forwarded-For
-  AuthTailscaleTrustedProxy tag:edge
-  AliasMatch "^/p/" "@DOCROOT@/secret.txt"
-  <Location /p/user-alice>
-    Require tailscale-user alice@example.com
-  </Location>
-</VirtualHost>
-"""
+PROXY_AND_XFF = XFF_EDGE.replace("  RemoteIPHeader X-Forwarded-For\n",
+                                 "  RemoteIPProxyProtocol On\n"
+                                 "  RemoteIPHeader X-Forwarded-For\n")
+assert PROXY_AND_XFF != XFF_EDGE
 
 
 def test_with_proxy_protocol_and_a_header_only_the_preamble_vouches(make_site):

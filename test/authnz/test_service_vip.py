@@ -68,13 +68,8 @@ def test_loopback_local_address_sends_no_dst_ip(make_httpd, emulator):
 
 def service_of(site, client, host, v6=False):
     """(status, X-TS-Service or None) of /p/auth (AuthType tailscale)."""
-    h = f"[{host}]" if v6 else host
-    status, _, headers = site.ns.curl(client, f"http://{h}:{site.httpd.ts_port}/p/auth")
-    for line in headers.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "x-ts-service":
-            return status, value.strip()
-    return status, None
+    status, headers, _ = site.ns.raw(client, site.httpd.ts_port, "/p/auth", v6=v6, dst=host)
+    return status, headers.get("x-ts-service")
 
 
 def wait_for_service(site, want, seconds=30):

@@ -73,17 +73,20 @@ ROWS = [
 ]
 BODY = "<!doctype html><title>bench</title><p>" + "x" * 180 + "</p>\n"   # ~230 bytes
 
-SERVER_CONFIG = r"""
-AuthTailscaleURL @SOCKET@
-Protocols h2c http/1.1
-H2Direct on
-<Location /base/>
+# The baseline and the tailnet rule, as rows 1-3 and row 7 serve them.
+BASE_AND_USER = r"""<Location /base/>
   Require all granted
 </Location>
 <Location /user/>
   Require tailscale-user *@example.com
 </Location>
-<Location /ident/>
+"""
+
+SERVER_CONFIG = r"""
+AuthTailscaleURL @SOCKET@
+Protocols h2c http/1.1
+H2Direct on
+""" + BASE_AND_USER + r"""<Location /ident/>
   AuthType tailscale
   Require valid-user
   AuthTailscaleHeaders on
@@ -104,13 +107,7 @@ ExtendedStatus Off
 HANG_CONFIG = r"""
 AuthTailscaleURL @SOCKET@
 %(timeout)s
-<Location /base/>
-  Require all granted
-</Location>
-<Location /user/>
-  Require tailscale-user *@example.com
-</Location>
-"""
+""" + BASE_AND_USER
 
 MEMORY_CONFIG = r"""
 AuthTailscaleURL @SOCKET@
