@@ -150,6 +150,14 @@ tsl_code tsl_socket_parse(apr_pool_t *p, const char *spec, const char **path,
                               "tailscaled socket \"%s\" has no file path: %s",
                               spec, forms);
     }
+    if (strlen(rest) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        /* connect() could never reach it: every request would fail. */
+        return tsl_result_set(res, p, TSL_ERR_INVALID,
+                              "tailscaled socket path \"%s\" is %lu bytes long; a unix "
+                              "socket path has at most %lu: use a shorter path (a symlink "
+                              "to the socket works)", rest, (unsigned long)strlen(rest),
+                              (unsigned long)sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+    }
     *path = apr_pstrdup(p, rest);
     return TSL_OK;
 }
@@ -626,7 +634,6 @@ tsl_code tsl_result_from_response(tsl_result *res, apr_pool_t *p,
         return TSL_OK;
     }
     switch (resp->status) {
-    case 404: code = TSL_ERR_NOT_FOUND; break;
     case 403: code = TSL_ERR_DENIED; break;
     case 429: code = TSL_ERR_RATE_LIMITED; break;
     default:  code = TSL_ERR_HTTP; break;

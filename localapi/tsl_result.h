@@ -15,10 +15,12 @@ typedef enum tsl_code {
     TSL_ERR_TIMEOUT,        /* connect or total timeout expired */
     TSL_ERR_TRANSPORT,      /* connection reset, broken HTTP framing, ... */
     TSL_ERR_TOO_LARGE,      /* response exceeded the configured size limit */
-    TSL_ERR_NOT_FOUND,      /* whois: 404 "no match for IP:port" - not a tailnet peer */
+    TSL_ERR_NOT_FOUND,      /* whois: tailscaled's own 404 "no match for IP:port" -
+                             * not a tailnet peer; never any other answer */
     TSL_ERR_DENIED,         /* 403 from tailscaled ("cert access denied", ...) */
     TSL_ERR_RATE_LIMITED,   /* 429; see tsl_result.retry_after */
-    TSL_ERR_HTTP,           /* any other non-200 answer; see http_status and text */
+    TSL_ERR_HTTP,           /* any other non-200 answer (404 "page not found" too);
+                             * see http_status and text */
     TSL_ERR_PARSE,          /* 200 answer that is not what tailscaled sends */
     TSL_ERR_CERT            /* certificate/key unusable: mismatch, names, dates */
 } tsl_code;

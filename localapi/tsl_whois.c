@@ -36,7 +36,14 @@ tsl_code tsl_whois_dst(tsl_client *c, apr_pool_t *p, const char *ip, int port,
     }
     status = resp->status;
     if (status != 200) {
-        return tsl_result_from_response(res, p, resp);
+        code = tsl_result_from_response(res, p, resp);
+        /* Only tailscaled's own answer says "not a peer": a 404 from another
+         * program on the socket (docker, a proxy: "404 page not found") or
+         * with any other text is an error like any other. */
+        if (status == 404 && !strcmp(res->text, TSL_WHOIS_NO_MATCH)) {
+            res->code = code = TSL_ERR_NOT_FOUND;
+        }
+        return code;
     }
     code = tsl_identity_parse(p, resp->body, resp->body_len, out, res);
     res->http_status = status;

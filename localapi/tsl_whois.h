@@ -5,9 +5,12 @@
 #include "tsl_client.h"
 #include "tsl_identity.h"
 
-/* Ask tailscaled who owns ip:port (port 0: IP only). 404 gives
- * TSL_ERR_NOT_FOUND ("no match for IP:port"); other failures keep
- * tailscaled's status and text. */
+/* tailscaled's whois text for an address no node owns (after a 404). */
+#define TSL_WHOIS_NO_MATCH "no match for IP:port"
+
+/* Ask tailscaled who owns ip:port (port 0: IP only). Only tailscaled's own
+ * 404 TSL_WHOIS_NO_MATCH gives TSL_ERR_NOT_FOUND; any other 404 is
+ * TSL_ERR_HTTP; every failure keeps tailscaled's status and text. */
 tsl_code tsl_whois(tsl_client *c, apr_pool_t *p, const char *ip, int port,
                    tsl_identity **out, tsl_result *res);
 

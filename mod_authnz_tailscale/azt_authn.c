@@ -38,7 +38,7 @@ int azt_access_check(request_rec *r)
     lk = azt_lookup_request(r);
     /* "deny" lets a tailscale rule deny, but a negated one cannot be
      * evaluated at all: its negation must not become true. */
-    if ((azt_lookup_unavailable(lk->code) || azt_lookup_unavailable(lk->peer_code))
+    if ((azt_outcome_unavailable(lk->outcome) || azt_outcome_unavailable(lk->peer_outcome))
         && (azt_conf_unavailable(azt_dir_conf_get(r)) == AZT_UNAVAILABLE_ERROR
             || azt_dir_conf_get(r)->negates_tailscale)) {
         apr_table_setn(r->notes, "error-notes",
@@ -65,15 +65,18 @@ int azt_authn_check(request_rec *r)
     }
     dc = azt_dir_conf_get(r);
     lk = azt_lookup_request(r);
-    if (azt_lookup_unavailable(lk->code)) {
-        return azt_conf_unavailable(dc) == AZT_UNAVAILABLE_DENY ? HTTP_UNAUTHORIZED
-                                                                : HTTP_SERVICE_UNAVAILABLE;
-    }
-    if (lk->code != TSL_OK) {
+    switch (lk->outcome) {
+    case AZT_IDENTIFIED:
+        break;
+    case AZT_NOT_A_PEER:
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "TS01005: AuthType tailscale: %s is not a tailnet peer; 401",
                       lk->addr ? lk->addr : "the client");
         return HTTP_UNAUTHORIZED;
+    case AZT_UNAVAILABLE:
+    case AZT_OUTCOME_UNSET:
+        return azt_conf_unavailable(dc) == AZT_UNAVAILABLE_DENY ? HTTP_UNAUTHORIZED
+                                                                : HTTP_SERVICE_UNAVAILABLE;
     }
     id = lk->id;
     if (id->is_tagged) {
@@ -92,13 +95,6 @@ int azt_authn_check(request_rec *r)
                           lk->addr, id->node_name, tags_joined(r->pool, id));
             return HTTP_UNAUTHORIZED;
         }
-    }
-    else if (!*id->login_name) {
-        /* Dropped for a control character (TS01013): no user to name. */
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "TS01014: AuthType tailscale: %s has no usable login name; 401",
-                      lk->addr);
-        return HTTP_UNAUTHORIZED;
     }
     else {
         r->user = apr_pstrdup(r->pool, id->login_name);

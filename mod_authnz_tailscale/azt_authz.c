@@ -327,7 +327,7 @@ static const char *parse(cmd_parms *cmd, const char *line, const void **parsed,
     }
     /* mod_authz_core turns a negated DENIED into NEUTRAL, so "denied for
      * want of an answer" would let the siblings grant. */
-    req->negated = azt_rules_negated(cmd->directive);
+    req->negated = azt_rules_negated(cmd->temp_pool, cmd->directive);
     if (cmd->context) {
         /* Tell the access checker this section needs an identity.  The
          * section has no config of ours yet unless one of our directives
@@ -425,11 +425,11 @@ static authz_status check(request_rec *r, const void *parsed)
     const azt_require *req = parsed;
     const azt_lookup *lk = azt_lookup_request(r);
     int peer_rule = req->kind == REQ_PEER_NODE || req->kind == REQ_PEER_TAG;
-    tsl_code code = peer_rule ? lk->peer_code : lk->code;
+    azt_outcome outcome = peer_rule ? lk->peer_outcome : lk->outcome;
     const tsl_identity *id = peer_rule ? lk->peer_id : lk->id;
     int ok = 0;
 
-    if (azt_lookup_unavailable(code)) {
+    if (azt_outcome_unavailable(outcome) || (outcome == AZT_IDENTIFIED && !id)) {
         /* Never success, and never a DENIED that a negation could turn
          * into consent: in "deny" mode a rule that is not negated denies
          * and others may decide; anything else is an error (500; the
@@ -444,7 +444,7 @@ static authz_status check(request_rec *r, const void *parsed)
                       kind_name(req->kind), peer_rule ? lk->peer_addr : lk->addr);
         return AUTHZ_GENERAL_ERROR;
     }
-    if (code != TSL_OK || !id) {
+    if (outcome == AZT_NOT_A_PEER) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                       "TS01020: Require %s: %s is not a tailnet peer",
                       kind_name(req->kind), peer_rule ? lk->peer_addr : lk->addr);

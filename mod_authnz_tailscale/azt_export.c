@@ -31,9 +31,6 @@ int azt_export_strip(request_rec *r)
     apr_array_header_t *names;
     int i;
 
-    if (azt_server_conf_get(r->server)->behind_serve == 1) {
-        azt_lookup_note_serve(r);
-    }
     if (!azt_server_conf_get(r->server)->strip_headers) {
         return DECLINED;
     }
@@ -101,11 +98,11 @@ static void set_env(request_rec *r, const azt_lookup *lk, const azt_dir_conf *dc
     }
     if (lk->via_proxy) {
         env_put(env, fresh, "TAILSCALE_VIA_PROXY", lk->peer_addr);
-        if (lk->peer_code == TSL_OK) {
+        if (lk->peer_outcome == AZT_IDENTIFIED) {
             env_put(env, fresh, "TAILSCALE_PROXY_NODE", lk->peer_id->node_name);
         }
     }
-    if (lk->code != TSL_OK || !id) {
+    if (lk->outcome != AZT_IDENTIFIED || !id) {
         return;
     }
     if (!id->is_tagged) {
@@ -141,7 +138,7 @@ static void set_headers(request_rec *r, const azt_lookup *lk, const azt_dir_conf
     const tsl_identity *id = lk->id;
     apr_table_t *h = r->headers_in;
 
-    if (lk->code != TSL_OK || !id) {
+    if (lk->outcome != AZT_IDENTIFIED || !id) {
         return;
     }
     if (!id->is_tagged) {

@@ -13,11 +13,11 @@
 #include "azt_cache.h"
 #include "azt_breaker.h"
 #include "azt_stats.h"
-#include "azt_sockuid.h"
 #include "azt_services.h"
+#include "azt_peerkind.h"
+#include "azt_forwarded.h"
+#include "azt_serve.h"
 #include "azt_lookup.h"
-
-#include <sys/stat.h>
 
 APLOG_USE_MODULE(authnz_tailscale);
 
@@ -43,7 +43,7 @@ typedef struct {
     int port;                   /* ... its port: the fast path compares these */
     const char *addr;           /* the whois addr, formatted once */
     const char *key;
-    tsl_code code;
+    azt_outcome outcome;        /* identified or not a peer: nothing else is kept */
     tsl_identity *id;
     apr_time_t fetched;         /* when tailscaled gave the answer */
     unsigned char sa_raw[16];   /* the socket peer's binary address, ... */
@@ -54,6 +54,8 @@ typedef struct {
 
 typedef struct {
     azt_conn_slot slot[2];
+    azt_peer_kind kind;         /* who the socket peer is, once known ... */
+    int kind_known;
     int serve_peer;             /* 0 not asked, 1 tailscaled's serve, -1 anyone else */
     int dst_known;              /* dst below has been worked out */
     const char *dst;            /* the socket's own address when it is a tailnet one */
@@ -71,11 +73,6 @@ static azt_conn_cache *conn_cache(conn_rec *c)
         ap_set_module_config(c->conn_config, &authnz_tailscale_module, cc);
     }
     return cc;
-}
-
-int azt_lookup_unavailable(tsl_code code)
-{
-    return code != TSL_OK && code != TSL_ERR_NOT_FOUND && code != TSL_ERR_INVALID;
 }
 
 void azt_lookup_child_init(apr_pool_t *pchild, server_rec *s)
@@ -165,15 +162,15 @@ static azt_peer_key peer_key(apr_pool_t *p, const azt_sock *sk, const char *ip, 
 /* The one rule for every remembered answer (connection slot and process
  * cache): it serves a request only while younger than the serving vhost's
  * timeout for its kind (ttl_for), whichever vhost asked tailscaled. */
-static apr_interval_time_t ttl_for(const azt_server_conf *sc, tsl_code code)
+static apr_interval_time_t ttl_for(const azt_server_conf *sc, azt_outcome outcome)
 {
-    return code == TSL_OK ? azt_conf_ttl(sc) : azt_conf_negative_ttl(sc);
+    return outcome == AZT_IDENTIFIED ? azt_conf_ttl(sc) : azt_conf_negative_ttl(sc);
 }
 
-static int fresh(const azt_server_conf *sc, tsl_code code, apr_time_t fetched,
+static int fresh(const azt_server_conf *sc, azt_outcome outcome, apr_time_t fetched,
                  apr_time_t now)
 {
-    return now < fetched + ttl_for(sc, code);
+    return now < fetched + ttl_for(sc, outcome);
 }
 
 static void log_failure(request_rec *r, const azt_sock *sk, const char *addr,
@@ -210,11 +207,49 @@ static void log_failure(request_rec *r, const azt_sock *sk, const char *addr,
     }
 }
 
+/* ------------------------------------------------------------ answers */
+
+/* One answer about one address: what the pipeline steps pass around. */
+typedef struct {
+    azt_outcome outcome;
+    tsl_identity *id;           /* exactly when identified */
+    const char *addr;
+    const char *error;
+} azt_answer;
+
+/* The one place an address itself says "not a tailnet peer": it can never
+ * be one (public, this node's own, a Funnel client).  tailscaled's own
+ * no-match answer is the other (azt_outcome_of). */
+static void not_a_peer_address(azt_answer *a, const char *addr, const char *why)
+{
+    a->outcome = AZT_NOT_A_PEER;
+    a->id = NULL;
+    a->addr = addr;
+    a->error = why;
+}
+
+/* Everything that is neither an identity nor a definite "not a peer". */
+static void unavailable(azt_answer *a, const char *addr, const char *why)
+{
+    a->outcome = AZT_UNAVAILABLE;
+    a->id = NULL;
+    a->addr = addr;
+    a->error = why;
+}
+
+/* Fields rules match on: an answer missing one of them (dropped for a
+ * control character) cannot say who this is. */
+#define MATCHED_FIELDS (TSL_FIELD_LOGIN | TSL_FIELD_NODE_NAME | TSL_FIELD_NODE_SHORT \
+                        | TSL_FIELD_TAILNET | TSL_FIELD_NODE_ID | TSL_FIELD_TAGS     \
+                        | TSL_FIELD_GROUPS)
+
 /* Before an answer is kept or used: a field holding a control character is
  * dropped (tailscaled passes through what an identity provider or an admin
- * set), with one warning per field and answer, so that no exported value -
- * variable, note, header, r->user, log line - can carry one. */
-static void clean_identity(request_rec *r, const azt_sock *sk, const char *addr,
+ * set), so that no exported value - variable, note, header, r->user, log
+ * line - can carry one.  An answer that lost a field rules match on is
+ * unusable: without its login, `Require not tailscale-user x` would grant.
+ * Returns 0 for such an answer. */
+static int usable_identity(request_rec *r, const azt_sock *sk, const char *addr,
                            tsl_identity *id)
 {
     unsigned dropped = tsl_identity_clean(id), bit;
@@ -223,13 +258,36 @@ static void clean_identity(request_rec *r, const azt_sock *sk, const char *addr,
         if (dropped & bit) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                           "TS01013: tailscaled at %s: %s of %s (vhost %s) holds a control "
-                          "character; not used or exported. Fix it where it is set (identity "
-                          "provider, admin console, headscale).",
-                          sk->path, tsl_identity_field_name(bit), addr,
-                          r->server->server_hostname);
+                          "character; %s. Fix it where it is set (identity provider, admin "
+                          "console, headscale).", sk->path, tsl_identity_field_name(bit),
+                          addr, r->server->server_hostname,
+                          (bit & MATCHED_FIELDS) ? "rules cannot be checked, requests "
+                          "needing this identity get 503" : "not used or exported");
         }
     }
+    return (dropped & MATCHED_FIELDS) == 0;
 }
+
+/* Does the node tailscaled named own dst, the address the client reached?
+ * Then it is this node itself: a process on this host. */
+static int is_self_node(apr_pool_t *p, const tsl_identity *id, const char *dst)
+{
+    int i;
+
+    for (i = 0; dst && i < id->addresses->nelts; i++) {
+        const char *cidr = APR_ARRAY_IDX(id->addresses, i, const char *);
+        const char *slash = strchr(cidr, '/');
+        const char *ip = tsl_addr_normalize(p, slash ? apr_pstrmemdup(p, cidr,
+                                                                      (apr_size_t)(slash - cidr))
+                                                     : cidr);
+        if (ip && !strcmp(ip, dst)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ the connection slot */
 
 /* Is the slot's answer one this request may use?  The slot must be for
  * the same tailscaled, port and address text (the caller's raw form or the
@@ -237,7 +295,8 @@ static void clean_identity(request_rec *r, const azt_sock *sk, const char *addr,
 static int slot_live(const azt_conn_slot *cs, const azt_sock *sk,
                      const azt_server_conf *sc, int port, apr_time_t now)
 {
-    return cs->key && cs->sk == sk && cs->port == port && fresh(sc, cs->code, cs->fetched, now);
+    return cs->key && cs->sk == sk && cs->port == port
+           && fresh(sc, cs->outcome, cs->fetched, now);
 }
 
 /* The connection's peer slot when it holds a live answer for exactly this
@@ -304,150 +363,251 @@ static apr_pool_t *slot_pool(conn_rec *c, azt_conn_slot *cs)
     return cs->pool;
 }
 
-/* Keep an answer in the slot for the rest of the connection (while fresh).
- * fetched is when tailscaled gave it: a copy of a cache entry ages with it
- * (else a keep-alive connection could serve it for twice the timeout).  A
- * cache hit's identity is already held for sp; tailscaled's is copied. */
-static void slot_fill(azt_conn_slot *cs, apr_pool_t *sp, const azt_sock *sk,
-                      const apr_sockaddr_t *sa, const char *ip, int port, const char *addr,
-                      const char *key, tsl_code code, tsl_identity *id, int from_cache,
+/* What one ask() is about. */
+typedef struct {
+    azt_sock *sk;
+    int slot;                   /* SLOT_PEER or SLOT_FORWARDED */
+    const apr_sockaddr_t *sa;   /* the socket address it came from; NULL when forwarded */
+    const char *ip;             /* the address as the caller has it */
+    int port;                   /* 0: ask by IP */
+} azt_question;
+
+/* Keep a definite answer in the slot for the rest of the connection (while
+ * fresh).  fetched is when tailscaled gave it: a copy of a cache entry ages
+ * with it (else a keep-alive connection could serve it for twice the
+ * timeout).  A cache hit's identity is already held for sp; tailscaled's
+ * is copied. */
+static void slot_fill(azt_conn_slot *cs, apr_pool_t *sp, const azt_question *q,
+                      const char *key, const azt_answer *a, int from_cache,
                       apr_time_t fetched)
 {
+    const apr_sockaddr_t *sa = q->sa;
+
     cs->fetched = fetched;
     cs->filled = 1;
-    cs->sk = sk;
-    cs->raw_ip = apr_pstrdup(sp, ip);
-    cs->port = port;
-    cs->addr = apr_pstrdup(sp, addr);
+    cs->sk = q->sk;
+    cs->raw_ip = apr_pstrdup(sp, q->ip);
+    cs->port = q->port;
+    cs->addr = apr_pstrdup(sp, a->addr);
     cs->key = apr_pstrdup(sp, key);
-    cs->code = code;
+    cs->outcome = a->outcome;
     cs->sa_len = 0;
     if (sa && sa->ipaddr_len > 0 && (size_t)sa->ipaddr_len <= sizeof(cs->sa_raw)) {
         memcpy(cs->sa_raw, sa->ipaddr_ptr, (size_t)sa->ipaddr_len);
         cs->sa_len = sa->ipaddr_len;
     }
-    cs->id = !id || from_cache ? id : tsl_identity_copy(sp, id);
+    cs->id = !a->id || from_cache ? a->id : tsl_identity_copy(sp, a->id);
 }
+
+/* ------------------------------------------------------------ asking */
 
 /* Ask tailscaled itself, unless its breaker says it did not answer lately
  * (then answer at once rather than queue on a dead or hanging daemon, while
  * one probe at a time asks again).  A definite answer goes into the process
  * cache when the caller reserved the entry (outcome AZT_CACHE_MISS); an
  * entry reserved for nothing is given up. */
-static tsl_code ask_tailscaled(request_rec *r, azt_sock *sk, const char *norm, int port,
-                               const char *dst, const char *addr, const char *key,
-                               azt_cache_outcome outcome, apr_time_t now,
-                               tsl_identity **id, const char **error)
+static void ask_tailscaled(request_rec *r, const azt_question *q, const char *norm,
+                           const char *dst, const char *key, azt_cache_outcome reserved,
+                           apr_time_t now, azt_answer *a)
 {
+    azt_sock *sk = q->sk;
     azt_stats *st = azt_stats_get();
     azt_breaker_verdict verdict;
     char down_text[256];
+    tsl_identity *id = NULL;
     tsl_code code;
     tsl_result res;
 
     verdict = azt_breaker_enter(sk->breaker, now, &code, down_text, sizeof(down_text));
     if (verdict == AZT_BREAKER_FAIL) {
-        *error = apr_pstrdup(r->pool, down_text);
         azt_stats_inc(&st->errors);
+        unavailable(a, a->addr, apr_pstrdup(r->pool, down_text));
         goto give_up;
     }
     tsl_result_init(&res);
     azt_stats_inc(&st->whois_calls);
-    code = tsl_whois_dst(sk->client, r->pool, norm, port, dst, id, &res);
-    azt_breaker_report(sk->breaker, verdict, !azt_lookup_unavailable(code), code, res.text,
+    code = tsl_whois_dst(sk->client, r->pool, norm, q->port, dst, &id, &res);
+    a->outcome = azt_outcome_of(code);
+    azt_breaker_report(sk->breaker, verdict, a->outcome != AZT_UNAVAILABLE, code, res.text,
                        now, apr_time_now());
-    if (code == TSL_OK) {
-        clean_identity(r, sk, addr, *id);
+    if (a->outcome == AZT_UNAVAILABLE) {
+        log_failure(r, sk, a->addr, code, res.text);
+        unavailable(a, a->addr, res.text);
+        goto give_up;
     }
-    if (code == TSL_OK || code == TSL_ERR_NOT_FOUND) {
-        azt_stats_inc(code == TSL_OK ? &st->identified : &st->not_found);
-        if (outcome == AZT_CACHE_MISS) {
-            azt_cache_put(cache, key, code, *id, now);
-        }
-        if (code == TSL_ERR_NOT_FOUND) {
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                          "TS01004: %s is not a tailnet peer (tailscaled at %s: %s)",
-                          addr, sk->path, res.text);
-        }
-        return code;
+    if (a->outcome == AZT_IDENTIFIED && !usable_identity(r, sk, a->addr, id)) {
+        unavailable(a, a->addr, "tailscaled's answer lacks a field rules match on "
+                    "(it held a control character)");
+        goto give_up;
     }
-    *error = res.text;
-    log_failure(r, sk, addr, code, res.text);
+    if (a->outcome == AZT_IDENTIFIED && is_self_node(r->pool, id, dst)) {
+        not_a_peer_address(a, a->addr, "tailscaled names this node itself: a process on "
+                           "this host, not a tailnet peer");
+    }
+    a->id = a->outcome == AZT_IDENTIFIED ? id : NULL;
+    if (a->outcome == AZT_NOT_A_PEER) {
+        if (!a->error) {
+            a->error = res.text;
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "TS01004: %s is not a tailnet peer (tailscaled at %s: %s)",
+                      a->addr, sk->path, a->error);
+    }
+    azt_stats_inc(a->outcome == AZT_IDENTIFIED ? &st->identified : &st->not_found);
+    if (reserved == AZT_CACHE_MISS) {
+        azt_cache_put(cache, key, a->outcome == AZT_IDENTIFIED ? TSL_OK : TSL_ERR_NOT_FOUND,
+                      a->id, now);
+    }
+    return;
 give_up:
-    if (outcome == AZT_CACHE_MISS) {
+    if (reserved == AZT_CACHE_MISS) {
         azt_cache_abandon(cache, key);
     }
-    *id = NULL;
-    return code;
 }
 
-/* Ask about ip:port, through the connection slot, the process cache and
- * finally tailscaled; sa is the socket address ip:port came from (NULL for
- * a forwarded client).  Returns the code; *id set for TSL_OK. */
-static tsl_code ask(request_rec *r, azt_sock *sk, int slot, const apr_sockaddr_t *sa,
-                    const char *ip, int port, tsl_identity **id, const char **addr,
-                    const char **error)
+/* Ask about q's address, through the connection slot, the process cache
+ * and finally tailscaled. */
+static void ask(request_rec *r, const azt_question *q, azt_answer *a)
 {
     conn_rec *c = r->connection;
     azt_server_conf *sc = azt_server_conf_get(r->server);
     azt_stats *st = azt_stats_get();
     azt_conn_cache *cc = conn_cache(c);
-    azt_conn_slot *cs = &cc->slot[slot];
+    azt_conn_slot *cs = &cc->slot[q->slot];
     apr_time_t now = apr_time_now(), fetched = now;
-    azt_cache_outcome outcome;
+    azt_cache_outcome reserved;
     azt_peer_key key;
     const char *norm, *dst;
     apr_pool_t *sp;
     tsl_code code;
 
-    *id = NULL;
-    *error = NULL;
+    memset(a, 0, sizeof(*a));
     azt_stats_inc(&st->lookups);
     /* 1. The connection's slot.  A connection's peer does not change: the
      * same raw address answers without formatting anything. */
-    if (slot_live(cs, sk, sc, port, now) && !strcmp(cs->raw_ip, ip)) {
+    if (slot_live(cs, q->sk, sc, q->port, now) && !strcmp(cs->raw_ip, q->ip)) {
         azt_stats_inc(&st->conn_hits);
-        *addr = cs->addr;
-        *id = cs->id;
-        return cs->code;
+        a->outcome = cs->outcome;
+        a->addr = cs->addr;
+        a->id = cs->id;
+        return;
     }
-    norm = tsl_addr_normalize(r->pool, ip);
+    norm = tsl_addr_normalize(r->pool, q->ip);
     if (!norm) {
-        *addr = ip;
-        *error = apr_psprintf(r->pool, "peer address '%s' is not an IP address", ip);
-        return TSL_ERR_INVALID;
+        unavailable(a, q->ip, apr_psprintf(r->pool, "peer address '%s' is not an IP address",
+                                           q->ip));
+        return;
     }
-    *addr = tsl_addr_format(r->pool, norm, port);
+    a->addr = tsl_addr_format(r->pool, norm, q->port);
     dst = conn_dst(c, cc);
-    key = peer_key(r->pool, sk, norm, port, dst);
-    if (slot_live(cs, sk, sc, port, now) && !strcmp(cs->key, key.text)) {
+    key = peer_key(r->pool, q->sk, norm, q->port, dst);
+    if (slot_live(cs, q->sk, sc, q->port, now) && !strcmp(cs->key, key.text)) {
         azt_stats_inc(&st->conn_hits);
-        *id = cs->id;
-        return cs->code;
+        a->outcome = cs->outcome;
+        a->id = cs->id;
+        return;
     }
 
     /* 2. The process cache (never for an ip:port answer), 3. tailscaled. */
     sp = slot_pool(c, cs);
-    outcome = key.conn_only ? AZT_CACHE_BYPASS
-              : azt_cache_get(cache, key.text, now, azt_conf_timeout(sc), azt_conf_ttl(sc),
-                              azt_conf_negative_ttl(sc), sp, &code, id, &fetched);
-    if (outcome == AZT_CACHE_HIT) {
+    reserved = key.conn_only ? AZT_CACHE_BYPASS
+               : azt_cache_get(cache, key.text, now, azt_conf_timeout(sc), azt_conf_ttl(sc),
+                               azt_conf_negative_ttl(sc), sp, &code, &a->id, &fetched);
+    if (reserved == AZT_CACHE_HIT) {
         azt_stats_inc(&st->cache_hits);
+        a->outcome = azt_outcome_of(code);
     }
     else {
-        code = ask_tailscaled(r, sk, norm, port, dst, *addr, key.text, outcome, now, id,
-                              error);
-        if (code != TSL_OK && code != TSL_ERR_NOT_FOUND) {
-            return code;        /* no definite answer: nothing to remember */
+        ask_tailscaled(r, q, norm, dst, key.text, reserved, now, a);
+        if (a->outcome == AZT_UNAVAILABLE) {
+            return;             /* no definite answer: nothing to remember */
         }
     }
 
     /* 4. Remember the definite answer for this connection. */
-    if (ttl_for(sc, code) > 0) {
-        slot_fill(cs, sp, sk, sa, ip, port, *addr, key.text, code, *id,
-                  outcome == AZT_CACHE_HIT, fetched);
+    if (ttl_for(sc, a->outcome) > 0) {
+        slot_fill(cs, sp, q, key.text, a, reserved == AZT_CACHE_HIT, fetched);
     }
-    return code;
+}
+
+/* A forwarded client (serve's or a trusted proxy's), by IP: only a tailnet
+ * address can be a peer; its port belongs to another hop. */
+static void ask_forwarded(request_rec *r, azt_sock *sk, const char *ip, azt_answer *a)
+{
+    azt_question q = { sk, SLOT_FORWARDED, NULL, ip, 0 };
+
+    if (!tsl_addr_is_tailnet(ip)) {
+        not_a_peer_address(a, ip, "the forwarded address is not a tailnet address");
+        return;
+    }
+    ask(r, &q, a);
+}
+
+/* ------------------------------------------------------------ the pipeline */
+
+/* Who the socket peer is, once per connection. */
+static azt_peer_kind peer_kind(conn_rec *c, const char *ip)
+{
+    azt_conn_cache *cc = conn_cache(c);
+
+    if (!cc->kind_known) {
+        cc->kind = azt_peer_kind_of(ip);
+        cc->kind_known = 1;
+    }
+    return cc->kind;
+}
+
+/* Step 1: the connection's socket peer, as tailscaled saw it. */
+static void ask_socket_peer(request_rec *r, azt_sock *sk, apr_sockaddr_t *sa,
+                            azt_answer *a)
+{
+    azt_server_conf *sc = azt_server_conf_get(r->server);
+    const azt_conn_slot *cs = slot_for_sockaddr(r->connection, sk, sc, sa, apr_time_now());
+    char buf[64];
+    const char *ip, *norm;
+    azt_peer_kind kind;
+
+    if (cs) {
+        azt_stats *st = azt_stats_get();
+
+        azt_stats_inc(&st->lookups);
+        azt_stats_inc(&st->conn_hits);
+        a->outcome = cs->outcome;
+        a->id = cs->id;
+        a->addr = cs->addr;
+        a->error = NULL;
+        return;
+    }
+    /* Not apr_sockaddr_ip_get(): it allocates from the socket's pool, which
+     * for an HTTP/2 stream is the primary connection's pool, in use by other
+     * threads at the same time (pools are not thread-safe). */
+    if (apr_sockaddr_ip_getbuf(buf, sizeof(buf), sa) != APR_SUCCESS) {
+        unavailable(a, "the client", "the connection's peer address cannot be formatted");
+        return;
+    }
+    ip = apr_pstrdup(r->pool, buf);
+    norm = tsl_addr_normalize(r->pool, ip);
+    kind = peer_kind(r->connection, norm);
+    switch (kind) {
+    case AZT_PEER_TAILNET:
+    case AZT_PEER_LOCAL: {
+        /* A tailnet address names a node whatever the port; a local one is
+         * an ip:port tailscaled maps while the connection lives. */
+        azt_question q = { sk, SLOT_PEER, sa, ip, sa->port };
+        ask(r, &q, a);
+        return;
+    }
+    case AZT_PEER_SELF:
+    case AZT_PEER_PUBLIC:
+        not_a_peer_address(a, tsl_addr_format(r->pool, norm, sa->port),
+                           azt_peer_kind_reason(kind));
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "TS01050: %s is %s; tailscaled is not asked", a->addr, a->error);
+        return;
+    case AZT_PEER_UNREADABLE:
+        break;
+    }
+    unavailable(a, ip, azt_peer_kind_reason(kind));
 }
 
 static int proxy_trusted(const azt_server_conf *sc, apr_sockaddr_t *sa,
@@ -464,185 +624,77 @@ static int proxy_trusted(const azt_server_conf *sc, apr_sockaddr_t *sa,
         if (px->subnet && apr_ipsubnet_test(px->subnet, sa)) {
             return 1;
         }
-        if (px->tag && lk->peer_code == TSL_OK && tsl_identity_has_tag(lk->peer_id, px->tag)) {
+        if (px->tag && lk->peer_outcome == AZT_IDENTIFIED
+            && tsl_identity_has_tag(lk->peer_id, px->tag)) {
             return 1;
         }
     }
     return 0;
 }
 
-#define AZT_HEADERS_KEY "authnz_tailscale:headers_in"
-
-int azt_lookup_post_read(request_rec *r)
+/* Step 2a: tailscale serve's client (the loopback peer is tailscaled's and
+ * tailscaled said it maps no peer there). */
+static void ask_served(request_rec *r, azt_sock *sk, azt_answer *a, azt_lookup *lk)
 {
-    if (azt_server_conf_get(r->server)->proxies) {
-        apr_pool_userdata_setn(apr_table_copy(r->pool, r->headers_in), AZT_HEADERS_KEY,
-                               NULL, r->pool);
-    }
-    return DECLINED;
-}
+    const char *client;
 
-/* The last comma-separated entry of a forwarding header, trimmed: the one
- * the nearest hop added. */
-static const char *last_hop(apr_pool_t *p, const char *v)
-{
-    const char *comma = ap_strrchr_c(v, ',');
-    const char *b = comma ? comma + 1 : v, *e;
-
-    while (apr_isspace(*b)) {
-        b++;
-    }
-    for (e = b + strlen(b); e > b && apr_isspace(e[-1]); e--) {
-    }
-    return apr_pstrmemdup(p, b, (apr_size_t)(e - b));
-}
-
-/* The client a trusted proxy forwarded, as it came from exactly one hop:
- * the single entry the proxy added to the header mod_remoteip read - the
- * last entry of the one header mod_remoteip rewrote or removed, whatever
- * mod_remoteip then made of the entries before it (it walks every hop when
- * it trusts them all) - else, with no header rewritten, the source of the
- * PROXY protocol preamble mod_remoteip used.  NULL: the proxy forwarded no
- * address, or which one cannot be told. */
-static const char *forwarded_client(request_rec *r, const char *peer)
-{
-    const char *cip = r->connection->client_ip
-                      ? tsl_addr_normalize(r->pool, r->connection->client_ip) : NULL;
-    const char *uip;
-    apr_table_t *before = NULL;
-    const apr_array_header_t *arr;
-    const apr_table_entry_t *te;
-    const char *found = NULL;
-    int i, changed = 0;
-
-    if (cip && strcmp(cip, peer) != 0) {
-        return cip;
-    }
-    uip = r->useragent_ip ? tsl_addr_normalize(r->pool, r->useragent_ip) : NULL;
-    if (!uip || !strcmp(uip, peer)) {
-        return NULL;
-    }
-    apr_pool_userdata_get((void **)&before, AZT_HEADERS_KEY, r->pool);
-    if (!before) {
-        return NULL;
-    }
-    arr = apr_table_elts(before);
-    te = (const apr_table_entry_t *)arr->elts;
-    for (i = 0; i < arr->nelts; i++) {
-        const char *now = apr_table_get(r->headers_in, te[i].key);
-
-        if (te[i].val && (!now || strcmp(now, te[i].val) != 0)) {
-            changed++;
-            found = tsl_addr_normalize(r->pool, last_hop(r->pool, te[i].val));
-        }
-    }
-    /* No header rewritten: mod_remoteip took the address from the PROXY
-     * preamble (it sets the request's client, not the connection's). */
-    return changed == 0 ? uip : changed == 1 ? found : NULL;
-}
-
-#define NOTE_SERVE_CLIENT "tailscale-serve-client"
-#define NOTE_SERVE_FUNNEL "tailscale-serve-funnel"
-
-void azt_lookup_note_serve(request_rec *r)
-{
-    const char *xff = apr_table_get(r->headers_in, "X-Forwarded-For");
-    const char *funnel = apr_table_get(r->headers_in, "Tailscale-Funnel-Request");
-
-    if (xff) {
-        /* serve sets exactly one entry; a longer list came through another
-         * hop, whose rightmost entry is the one serve wrote. */
-        apr_table_setn(r->notes, NOTE_SERVE_CLIENT, last_hop(r->pool, xff));
-    }
-    if (funnel && !strcmp(funnel, "?1")) {
-        apr_table_setn(r->notes, NOTE_SERVE_FUNNEL, "1");
-    }
-}
-
-/* Is the connection's loopback peer tailscaled itself (tailscale serve)?
- * Its socket must belong to the uid that owns the LocalAPI socket; any
- * other local user could send serve's headers.  Asked once per connection. */
-static int from_serve(request_rec *r, const azt_sock *sk, const apr_sockaddr_t *sa)
-{
-    conn_rec *c = r->connection;
-    azt_conn_cache *cc;
-    apr_sockaddr_t *la;
-    struct stat st;
-    uid_t uid = 0;
-    apr_status_t rv = APR_EINVAL;
-
-    if (!azt_sockuid_is_loopback(sa)) {
-        return 0;
-    }
-    cc = conn_cache(c);
-    if (cc->serve_peer) {
-        return cc->serve_peer > 0;
-    }
-    cc->serve_peer = -1;
-    if (stat(sk->path, &st) != 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, errno, r,
-                      "TS01041: AuthTailscaleBehindServe (vhost %s): cannot stat "
-                      "tailscaled's socket %s to learn its owner; the loopback peer is "
-                      "treated as an ordinary local client", r->server->server_hostname,
-                      sk->path);
-        return 0;
-    }
-    if (!socket_addr(c, APR_LOCAL, &la)
-        || (rv = azt_sockuid_of_peer(la, sa, &uid)) != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r,
-                      "TS01042: AuthTailscaleBehindServe (vhost %s): the kernel did not "
-                      "say who owns the loopback peer's socket (sock_diag); it is treated "
-                      "as an ordinary local client", r->server->server_hostname);
-        return 0;
-    }
-    if (uid != st.st_uid) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "TS01043: loopback peer owned by uid %ld, not tailscaled's uid %ld "
-                      "(owner of %s): not tailscale serve, its X-Forwarded-For is ignored",
-                      (long)uid, (long)st.st_uid, sk->path);
-        return 0;
-    }
-    cc->serve_peer = 1;
-    return 1;
-}
-
-/* The request came through tailscale serve: its client is the address
- * serve put in X-Forwarded-For, looked up by IP; a Funnel client is a
- * public address and never a tailnet peer. */
-static void lookup_served(request_rec *r, azt_sock *sk, apr_sockaddr_t *sa,
-                          azt_lookup *lk)
-{
-    request_rec *q;
-    const char *client, *norm;
-    char buf[64];
-
-    for (q = r; q->main || q->prev; q = q->main ? q->main : q->prev) {
-    }
     lk->via_serve = 1;
-    lk->peer_code = TSL_ERR_NOT_FOUND;
-    lk->peer_addr = apr_sockaddr_ip_getbuf(buf, sizeof(buf), sa) == APR_SUCCESS
-                    ? apr_psprintf(r->pool, "%s:%d", buf, sa->port) : "loopback";
-    lk->code = TSL_ERR_NOT_FOUND;
-    lk->addr = lk->peer_addr;
-    if (apr_table_get(q->notes, NOTE_SERVE_FUNNEL)) {
+    switch (azt_serve_client(r, &client)) {
+    case AZT_SERVED_FUNNEL:
         lk->funnel = 1;
-        client = apr_table_get(q->notes, NOTE_SERVE_CLIENT);
-        lk->addr = client ? client : lk->peer_addr;
+        not_a_peer_address(a, client, "a public Funnel client");
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                       "TS01044: tailscale serve forwarded a Funnel request from %s: a "
-                      "public client, not a tailnet peer", lk->addr);
+                      "public client, not a tailnet peer", client);
+        return;
+    case AZT_SERVED_CLIENT:
+        ask_forwarded(r, sk, client, a);
+        return;
+    case AZT_SERVED_NONE:
+        break;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                  "TS01045: tailscale serve connected from %s (vhost %s) without a usable "
+                  "X-Forwarded-For (%s); requests needing a tailnet identity get 503",
+                  lk->peer_addr, r->server->server_hostname, client);
+    unavailable(a, lk->peer_addr, "tailscale serve forwarded no usable X-Forwarded-For");
+}
+
+/* Step 2b: the client a trusted proxy forwarded. */
+static void ask_proxied(request_rec *r, azt_sock *sk, apr_sockaddr_t *sa,
+                        azt_answer *a, azt_lookup *lk)
+{
+    char buf[64];
+    const char *peer = apr_sockaddr_ip_getbuf(buf, sizeof(buf), sa) == APR_SUCCESS
+                       ? tsl_addr_normalize(r->pool, buf) : NULL;
+    const char *why = "its address cannot be read";
+    const char *fwd = peer ? azt_forwarded_client(r, peer, &why) : NULL;
+
+    lk->via_proxy = 1;
+    if (!fwd) {
+        /* Never the proxy's own identity, and never "not a peer": the
+         * client may be anyone. */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "TS01012: trusted proxy %s (vhost %s): %s; requests needing a "
+                      "tailnet identity get 503", lk->peer_addr, r->server->server_hostname,
+                      why);
+        unavailable(a, lk->peer_addr, apr_pstrcat(r->pool, "the trusted proxy forwarded no "
+                                                  "usable client: ", why, NULL));
         return;
     }
-    client = apr_table_get(q->notes, NOTE_SERVE_CLIENT);
-    norm = client ? tsl_addr_normalize(r->pool, client) : NULL;
-    if (!norm) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                      "TS01045: tailscale serve connected from %s (vhost %s) without a "
-                      "usable X-Forwarded-For (%s); no tailnet identity for this request",
-                      lk->peer_addr, r->server->server_hostname, client ? client : "none");
-        return;
-    }
-    lk->code = ask(r, sk, SLOT_FORWARDED, NULL, norm, 0, &lk->id, &lk->addr, &lk->error);
+    ask_forwarded(r, sk, fwd, a);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "TS01006: trusted proxy %s forwarded client %s: %s", lk->peer_addr,
+                  a->addr, a->outcome == AZT_IDENTIFIED ? a->id->login_name
+                                                        : azt_outcome_name(a->outcome));
+}
+
+static void set_request(azt_lookup *lk, const azt_answer *a)
+{
+    lk->outcome = a->outcome;
+    lk->id = a->id;
+    lk->addr = a->addr;
+    lk->error = a->error;
 }
 
 const char *azt_lookup_service(request_rec *r, const azt_lookup *lk)
@@ -671,96 +723,66 @@ const azt_lookup *azt_lookup_get(request_rec *r)
     return NULL;
 }
 
+int azt_lookup_post_read(request_rec *r)
+{
+    if (azt_server_conf_get(r->server)->behind_serve == 1) {
+        azt_serve_post_read(r);
+    }
+    return azt_forwarded_post_read(r);
+}
+
 const azt_lookup *azt_lookup_request(request_rec *r)
 {
     azt_server_conf *sc = azt_server_conf_get(r->server);
     const azt_lookup *found = azt_lookup_get(r);
+    azt_conn_cache *cc = conn_cache(r->connection);
+    azt_answer peer, client;
     azt_lookup *lk;
     azt_sock *sk;
     apr_sockaddr_t *sa;
-    char peer_buf[64];
-    const char *peer_ip;
-    const azt_conn_slot *cs;
 
     if (found) {
         return found;
     }
     lk = apr_pcalloc(r->pool, sizeof(*lk));
     ap_set_module_config(r->request_config, &authnz_tailscale_module, lk);
+    memset(&peer, 0, sizeof(peer));
 
     sk = socks ? apr_hash_get(socks, azt_conf_socket(sc), APR_HASH_KEY_STRING) : NULL;
     if (!sk) {
         /* Cannot happen after child_init; fail closed (503) if it does. */
-        lk->code = lk->peer_code = TSL_ERR_CONNECT;
-        lk->error = "mod_authnz_tailscale was not initialised for this server";
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "TS01010: %s (vhost %s)", lk->error,
+        unavailable(&peer, "the client", "mod_authnz_tailscale was not initialised for this "
+                    "server");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "TS01010: %s (vhost %s)", peer.error,
                       r->server->server_hostname);
-        return lk;
     }
-    if (!socket_peer(r->connection, &sa)) {
-        lk->code = lk->peer_code = TSL_ERR_INVALID;
-        lk->error = "the connection has no socket peer address";
+    else if (!socket_peer(r->connection, &sa)) {
+        unavailable(&peer, "the client", "the connection has no socket peer address");
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                      "TS01011: %s; no tailnet identity for this request", lk->error);
-        return lk;
-    }
-    if (sc->behind_serve == 1 && from_serve(r, sk, sa)) {
-        lookup_served(r, sk, sa, lk);
-        return lk;
-    }
-    if ((cs = slot_for_sockaddr(r->connection, sk, sc, sa, apr_time_now()))) {
-        azt_stats *st = azt_stats_get();
-
-        azt_stats_inc(&st->lookups);
-        azt_stats_inc(&st->conn_hits);
-        peer_ip = cs->raw_ip;
-        lk->peer_code = cs->code;
-        lk->peer_id = cs->id;
-        lk->peer_addr = cs->addr;
-    }
-    /* Not apr_sockaddr_ip_get(): it allocates from the socket's pool, which
-     * for an HTTP/2 stream is the primary connection's pool, in use by other
-     * threads at the same time (pools are not thread-safe). */
-    else if (apr_sockaddr_ip_getbuf(peer_buf, sizeof(peer_buf), sa) != APR_SUCCESS) {
-        lk->code = lk->peer_code = TSL_ERR_INVALID;
-        lk->error = "the connection's peer address cannot be formatted";
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                      "TS01011: %s; no tailnet identity for this request", lk->error);
-        return lk;
+                      "TS01011: %s (vhost %s); requests needing a tailnet identity get 503",
+                      peer.error, r->server->server_hostname);
     }
     else {
-        peer_ip = apr_pstrdup(r->pool, peer_buf);
-        lk->peer_code = ask(r, sk, SLOT_PEER, sa, peer_ip, sa->port, &lk->peer_id,
-                            &lk->peer_addr, &lk->error);
+        ask_socket_peer(r, sk, sa, &peer);
     }
-    lk->code = lk->peer_code;
-    lk->id = lk->peer_id;
-    lk->addr = lk->peer_addr;
-    lk->dst = conn_dst(r->connection, conn_cache(r->connection));
+    lk->peer_outcome = peer.outcome;
+    lk->peer_id = peer.id;
+    lk->peer_addr = peer.addr;
+    set_request(lk, &peer);
+    if (!sk || peer.outcome == AZT_UNAVAILABLE) {
+        return lk;
+    }
+    lk->dst = conn_dst(r->connection, cc);
 
-    if (proxy_trusted(sc, sa, lk)) {
-        const char *peer = tsl_addr_normalize(r->pool, peer_ip);
-        const char *fwd = peer ? forwarded_client(r, peer) : NULL;
-
-        lk->via_proxy = 1;
-        if (!fwd) {
-            /* Never the proxy's own identity: the request has none. */
-            lk->code = TSL_ERR_NOT_FOUND;
-            lk->id = NULL;
-            lk->error = "the trusted proxy forwarded no client address from one hop";
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                          "TS01012: trusted proxy %s: %s; the request has no tailnet "
-                          "identity", lk->peer_addr, lk->error);
-            return lk;
-        }
-        /* The proxy speaks for its client: the client's port belongs to
-         * another hop, so ask by IP only. */
-        lk->code = ask(r, sk, SLOT_FORWARDED, NULL, fwd, 0, &lk->id, &lk->addr,
-                       &lk->error);
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                      "TS01006: trusted proxy %s forwarded client %s: %s",
-                      lk->peer_addr, lk->addr,
-                      lk->code == TSL_OK ? lk->id->login_name : tsl_code_name(lk->code));
+    if (sc->behind_serve == 1 && peer.outcome == AZT_NOT_A_PEER
+        && cc->kind_known && cc->kind == AZT_PEER_LOCAL
+        && azt_serve_is_tailscaled(r, sk->path, sa, &cc->serve_peer)) {
+        ask_served(r, sk, &client, lk);
+        set_request(lk, &client);
+    }
+    else if (proxy_trusted(sc, sa, lk)) {
+        ask_proxied(r, sk, sa, &client, lk);
+        set_request(lk, &client);
     }
     return lk;
 }

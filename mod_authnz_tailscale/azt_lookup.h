@@ -1,25 +1,26 @@
 /* mod_authnz_tailscale: who is behind this request?
  *
- * The address asked about is the connection's real socket peer, as tailscaled
- * saw it: never a header, never the address mod_remoteip derived from a
- * PROXY header, unless that peer is an AuthTailscaleTrustedProxy; then the
- * forwarded client is looked up by IP as the request's identity, and the
- * peer's own identity stays available to tailscale-peer-* rules.
+ * A short pipeline, once per request (subrequests and internal redirects
+ * share it): who is speaking (azt_peerkind: another node, this node, this
+ * host, the public) -> tailscaled about the socket peer -> tailscale serve's
+ * client (azt_serve) or a trusted proxy's forwarded client (azt_forwarded)
+ * -> the connection slot, the process cache, tailscaled.  Every answer is
+ * one of three outcomes (azt_outcome.h); rules, authentication and export
+ * switch on the outcome only.
  */
 #ifndef AZT_LOOKUP_H
 #define AZT_LOOKUP_H
 
 #include <httpd.h>
 #include "tsl_identity.h"
-#include "tsl_result.h"
+#include "azt_outcome.h"
 
 typedef struct azt_lookup {
-    tsl_code code;              /* TSL_OK: id set; TSL_ERR_NOT_FOUND: not a tailnet
-                                 * peer; anything else: tailscaled unavailable */
-    tsl_identity *id;           /* the request's identity */
-    const char *addr;           /* the whois addr it was asked for */
-    const char *error;          /* reason when code is an error */
-    tsl_code peer_code;         /* the immediate connection peer ... */
+    azt_outcome outcome;        /* the request's identity: */
+    tsl_identity *id;           /* set exactly when outcome is AZT_IDENTIFIED */
+    const char *addr;           /* whom it is about (logs, TAILSCALE_ADDR) */
+    const char *error;          /* why there is no identity, when there is none */
+    azt_outcome peer_outcome;   /* the connection's own peer (a proxy hop) ... */
     tsl_identity *peer_id;
     const char *peer_addr;
     int via_proxy;              /* id belongs to a client forwarded by a trusted proxy */
@@ -29,8 +30,7 @@ typedef struct azt_lookup {
                                  * (whois scoped the grants to it), or NULL */
 } azt_lookup;
 
-/* Look the request's identity up (once per request; subrequests and internal
- * redirects share it). Never NULL. */
+/* Look the request's identity up (once per request). Never NULL. */
 const azt_lookup *azt_lookup_request(request_rec *r);
 
 /* The lookup already made for r (or its main/previous request), or NULL. */
@@ -39,18 +39,9 @@ const azt_lookup *azt_lookup_get(request_rec *r);
 /* The Tailscale Service (svc:name) this node hosts at lk->dst, or NULL. */
 const char *azt_lookup_service(request_rec *r, const azt_lookup *lk);
 
-/* True if code means tailscaled could not give a definite answer. */
-int azt_lookup_unavailable(tsl_code code);
-
-/* post_read_request: keep the request headers as they arrived (only where
- * a trusted proxy is configured) to tell which hop a forwarded client came
- * from after mod_remoteip rewrote them. */
-int azt_lookup_post_read(request_rec *r);
-
 /* post_read_request, before headers are stripped or rewritten: keep what
- * tailscale serve would have sent (rightmost X-Forwarded-For entry, the
- * Funnel marker) for the lookup, which believes it only from tailscaled. */
-void azt_lookup_note_serve(request_rec *r);
+ * the forwarded-client and serve steps read later. */
+int azt_lookup_post_read(request_rec *r);
 
 /* Create the per-process clients and cache (child_init). */
 void azt_lookup_child_init(apr_pool_t *pchild, server_rec *s);

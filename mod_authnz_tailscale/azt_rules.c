@@ -41,14 +41,18 @@ static int is_ours(apr_hash_t *aliases, const char *provider)
            || apr_hash_get(aliases, provider, APR_HASH_KEY_STRING) != NULL;
 }
 
-int azt_rules_negated(const ap_directive_t *d)
+int azt_rules_negated(apr_pool_t *p, const ap_directive_t *d)
 {
     if (!d) {
         return 1;
     }
-    if (!strcasecmp(d->directive, "Require") && d->args
-        && !strncasecmp(d->args, "not", 3) && apr_isspace(d->args[3])) {
-        return 1;
+    if (!strcasecmp(d->directive, "Require") && d->args) {
+        /* The first word as mod_authz_core reads it: `"not"` is "not" too. */
+        const char *args = d->args;
+
+        if (!strcasecmp(ap_getword_conf(p, &args), "not")) {
+            return 1;
+        }
     }
     for (; d; d = d->parent) {
         if (!strcasecmp(d->directive, "<RequireNone")
@@ -77,7 +81,7 @@ static void scan(apr_pool_t *p, apr_hash_t *aliases, const ap_directive_t *d,
             sr->has_rules = 1;
             if (is_ours(aliases, w)) {
                 sr->uses = 1;
-                sr->negates |= azt_rules_negated(d);
+                sr->negates |= azt_rules_negated(p, d);
             }
         }
         else if (!strcasecmp(d->directive, "AuthMerging") && d->args) {

@@ -21,7 +21,7 @@ int azt_rules_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
  * line inside <RequireNone> (at any depth) and one in an
  * <AuthzProviderAlias> (its uses are elsewhere) all may.  NULL (a line not
  * from a configuration tree) counts as negated. */
-int azt_rules_negated(const ap_directive_t *require);
+int azt_rules_negated(apr_pool_t *p, const ap_directive_t *require);
 
 /* The marker directive's handler (refuses anything not placed by pre_config). */
 const char *azt_rules_marker(cmd_parms *cmd, void *dcv, const char *args);

@@ -16,6 +16,7 @@
 #include "azt_config.h"
 #include "azt_stats.h"
 #include "azt_lookup.h"
+#include "azt_forwarded.h"
 #include "azt_authz.h"
 #include "azt_authn.h"
 #include "azt_export.h"
@@ -33,6 +34,7 @@ static int azt_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
+    azt_forwarded_post_config(pconf, s);
     for (sv = s; sv; sv = sv->next) {
         const char *path = azt_conf_socket(azt_server_conf_get(sv));
         apr_finfo_t fi;
@@ -62,9 +64,11 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_pre_config(azt_rules_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(azt_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(azt_child_init, NULL, NULL, APR_HOOK_MIDDLE);
-    /* Before mod_remoteip and everything else reads headers. */
-    ap_hook_post_read_request(azt_export_strip, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* Before mod_remoteip and everything else reads headers: first what
+     * the lookup keeps as it arrived (serve's Funnel marker is one of the
+     * headers then stripped). */
     ap_hook_post_read_request(azt_lookup_post_read, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_post_read_request(azt_export_strip, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_check_access(azt_access_check, NULL, NULL, APR_HOOK_FIRST,
                          AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_check_authn(azt_authn_check, NULL, NULL, APR_HOOK_MIDDLE,

@@ -157,10 +157,9 @@ static void denied_fix(ctx *c)
  * hints speak of whois for a 404 and of certificates for other refusals. */
 static const char *command_hint(ctx *c, const tsl_result *r)
 {
-    int whois = strcmp(c->command, "whois") == 0;
     int certs = strcmp(c->command, "cert") == 0 || strcmp(c->command, "check") == 0;
 
-    if (r->code == TSL_ERR_NOT_FOUND && !whois) {
+    if (r->code == TSL_ERR_HTTP && r->http_status == 404) {
         return apr_psprintf(c->p, "the program on %s does not know this LocalAPI request "
                             "(404): check that the socket is tailscaled's (not another "
                             "program's) and that tailscaled is current (tailscale version)",

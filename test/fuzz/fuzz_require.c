@@ -27,6 +27,8 @@
 #include "../../mod_authnz_tailscale/azt_authz.c"
 /* the negation rule the parser asks (azt_rules_negated) */
 #include "../../mod_authnz_tailscale/azt_rules.c"
+/* the one mapper from a whois code to a lookup's outcome */
+#include "../../mod_authnz_tailscale/azt_outcome.c"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -139,11 +141,6 @@ azt_unavailable azt_conf_unavailable(const azt_dir_conf *dc)
     return dc->unavailable == AZT_UNAVAILABLE_UNSET ? AZT_UNAVAILABLE_ERROR : dc->unavailable;
 }
 
-int azt_lookup_unavailable(tsl_code code)
-{
-    return tsl_code_is_unavailable(code);
-}
-
 azt_stats *azt_stats_get(void)
 {
     static azt_stats st;
@@ -197,11 +194,11 @@ static const struct {
 static void set_lookup(tsl_code code, tsl_identity *id)
 {
     memset(&current_lookup, 0, sizeof(current_lookup));
-    current_lookup.code = code;
+    current_lookup.outcome = azt_outcome_of(code);
     current_lookup.id = code == TSL_OK ? id : NULL;
     current_lookup.addr = "100.101.102.103:1234";
     current_lookup.error = code == TSL_OK ? NULL : "fuzz";
-    current_lookup.peer_code = code;
+    current_lookup.peer_outcome = current_lookup.outcome;
     current_lookup.peer_id = current_lookup.id;
     current_lookup.peer_addr = current_lookup.addr;
 }
@@ -258,16 +255,17 @@ static void run_provider(apr_pool_t *p, size_t which, const char *args,
     r.server = &fuzz_server;
     r.log = &(struct ap_logconf){ NULL, APLOG_DEBUG };
 
-    /* tailscaled unavailable (both modes) or the peer unknown: never granted */
-    for (unavailable = 0; unavailable < 3; unavailable++) {
-        static const tsl_code codes[] = { TSL_ERR_TIMEOUT, TSL_ERR_PARSE, TSL_ERR_NOT_FOUND };
+    /* every whois code but TSL_OK (tailscaled unavailable in both modes, or
+     * the peer unknown), through the real mapper: never granted */
+    for (unavailable = 0; unavailable < 2 * TSL_ERR_CERT; unavailable++) {
+        tsl_code code = (tsl_code)(1 + unavailable / 2);
         authz_status st;
-        request_dir_conf.unavailable = unavailable == 1 ? AZT_UNAVAILABLE_DENY
-                                                        : AZT_UNAVAILABLE_ERROR;
-        set_lookup(codes[unavailable], NULL);
+        request_dir_conf.unavailable = unavailable % 2 ? AZT_UNAVAILABLE_DENY
+                                                       : AZT_UNAVAILABLE_ERROR;
+        set_lookup(code, NULL);
         st = providers[which].check(&r, args, parsed);
         FZ_CHECK(st != AUTHZ_GRANTED, "%s %s granted with code %d", providers[which].name,
-                 args, (int)codes[unavailable]);
+                 args, (int)code);
     }
     request_dir_conf.unavailable = AZT_UNAVAILABLE_UNSET;
 

@@ -141,6 +141,18 @@ static void test_escape_socket(void)
              && strcmp(path, "/var/run/tailscale/tailscaled.sock") == 0, "socket file://localhost/");
     TU_CHECK(tsl_socket_parse(pool, "file:///tmp/ts%20x.sock", &path, &r) == TSL_OK
              && strcmp(path, "/tmp/ts x.sock") == 0, "socket file:/// with escape");
+    {
+        /* 107 bytes fit sun_path (108 with the NUL); 108 never connects. */
+        char longp[200];
+        memset(longp, 'a', sizeof(longp));
+        longp[0] = '/';
+        longp[107] = '\0';
+        TU_CHECK(tsl_socket_parse(pool, longp, &path, &r) == TSL_OK, "107-byte socket path");
+        longp[107] = 'a';
+        longp[108] = '\0';
+        TU_CHECK(tsl_socket_parse(pool, longp, &path, &r) == TSL_ERR_INVALID
+                 && strstr(r.text, "at most 107"), "108-byte socket path refused");
+    }
     TU_CHECK(tsl_socket_parse(pool, "tailscaled.sock", &path, &r) == TSL_ERR_INVALID
              && path == NULL && strstr(r.text, "file://localhost/") != NULL,
              "socket relative path rejected, message lists forms");
@@ -1077,6 +1089,14 @@ static void test_transport(void)
     srv_script(&s, http_resp(404, "Not Found", NULL, "no match for IP:port\n"), 0, 0);
     TU_CHECK(tsl_whois(c, cp, "100.101.102.103", 443, &id, &r) == TSL_ERR_NOT_FOUND
              && strcmp(r.text, "no match for IP:port") == 0 && r.http_status == 404, "whois 404 not found");
+    /* Only tailscaled's own text means "not a peer": another program's 404
+     * (or tailscaled's router's) is an error like any other. */
+    srv_script(&s, http_resp(404, "Not Found", NULL, "404 page not found\n"), 0, 0);
+    TU_CHECK(tsl_whois(c, cp, "100.101.102.103", 443, &id, &r) == TSL_ERR_HTTP
+             && r.code == TSL_ERR_HTTP && r.http_status == 404, "whois foreign 404 is an error");
+    srv_script(&s, http_resp(404, "Not Found", NULL, "no match for IP:port, or is it\n"), 0, 0);
+    TU_CHECK(tsl_whois(c, cp, "100.101.102.103", 443, &id, &r) == TSL_ERR_HTTP,
+             "whois 404 with other text is an error");
     TU_CHECK(strstr(srv_last_req(&s), "GET /localapi/v0/whois?addr=100.101.102.103%3A443 HTTP/1.1") != NULL,
              "whois addr escaped");
     srv_script(&s, http_resp(200, "OK", "Content-Type: application/json\r\n", USER_JSON), 0, 0);
