@@ -696,6 +696,19 @@ const char *tsl_identity_caps_filtered(apr_pool_t *p, const tsl_identity *id,
     return apr_pstrcat(p, j, "}", NULL);
 }
 
+const char *tsl_json_string_list(apr_pool_t *p, const apr_array_header_t *list)
+{
+    const char *j = "[";
+    int i;
+
+    for (i = 0; list && i < list->nelts; i++) {
+        j = apr_pstrcat(p, j, i ? "," : "", go_json_string(p, APR_ARRAY_IDX(list, i,
+                                                                            const char *)),
+                        NULL);
+    }
+    return apr_pstrcat(p, j, "]", NULL);
+}
+
 static int has_control(const char *s)
 {
     const unsigned char *u = (const unsigned char *)s;

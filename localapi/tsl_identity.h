@@ -84,6 +84,10 @@ int tsl_identity_has_group(const tsl_identity *id, const char *group);
 const char *tsl_identity_caps_filtered(apr_pool_t *p, const tsl_identity *id,
                                        const apr_array_header_t *names);
 
+/* A list of strings (groups, tags) as a compact JSON array, each element
+ * escaped as Go's encoding/json does: no element can break the list. */
+const char *tsl_json_string_list(apr_pool_t *p, const apr_array_header_t *list);
+
 /* Fields tsl_identity_clean() dropped, as bits. */
 #define TSL_FIELD_LOGIN        0x01
 #define TSL_FIELD_DISPLAY_NAME 0x02

@@ -111,7 +111,7 @@ static void set_env(request_rec *r, const azt_lookup *lk, const azt_dir_conf *dc
         env_put(env, fresh, "TAILSCALE_USER_PROFILE_PIC", id->profile_pic_url);
         if (id->groups->nelts) {
             env_put(env, fresh, "TAILSCALE_USER_GROUPS",
-                    apr_array_pstrcat(r->pool, id->groups, ' '));
+                    tsl_json_string_list(r->pool, id->groups));
         }
     }
     env_put(env, fresh, "TAILSCALE_NODE_NAME", id->node_name);
@@ -121,7 +121,7 @@ static void set_env(request_rec *r, const azt_lookup *lk, const azt_dir_conf *dc
     env_put(env, fresh, "TAILSCALE_TAGGED", id->is_tagged ? "1" : "0");
     env_put(env, fresh, "TAILSCALE_SHARED", id->is_shared_in ? "1" : "0");
     if (id->tags->nelts) {
-        env_put(env, fresh, "TAILSCALE_TAGS", apr_array_pstrcat(r->pool, id->tags, ' '));
+        env_put(env, fresh, "TAILSCALE_TAGS", tsl_json_string_list(r->pool, id->tags));
     }
     caps = caps_json(r, id, dc);
     if (caps) {
@@ -147,11 +147,12 @@ static void set_headers(request_rec *r, const azt_lookup *lk, const azt_dir_conf
         apr_table_setn(h, "Tailscale-User-Profile-Pic", id->profile_pic_url);
         apr_table_setn(h, "Tailscale-Headers-Info", SERVE_HEADERS_INFO);
         if (id->groups->nelts) {
-            /* Not a serve header (serve sends no groups): ours, a list like
-             * Tailscale-App-Capabilities' names, encoded the same way. */
+            /* Not a serve header (serve sends no groups): ours, a JSON array
+             * (a group name may hold a comma or a space), encoded like
+             * Tailscale-App-Capabilities. */
             apr_table_setn(h, "Tailscale-User-Groups",
-                           tsl_header_encode(r->pool,
-                                             apr_array_pstrcat(r->pool, id->groups, ',')));
+                           tsl_header_encode(r->pool, tsl_json_string_list(r->pool,
+                                                                           id->groups)));
         }
     }
     if (service) {

@@ -43,7 +43,8 @@ def test_identity_variables_for_a_user(matrix_site):
 def test_tagged_node_has_tags_and_no_user_login(matrix_site):
     status, _, headers = matrix_site.get("ci-runner", "/p/tag")
     assert status == 200
-    assert "X-TS-Tags: tag:ci tag:build" in headers or "X-TS-Tags: tag:build tag:ci" in headers
+    assert 'X-TS-Tags: ["tag:ci","tag:build"]' in headers \
+        or 'X-TS-Tags: ["tag:build","tag:ci"]' in headers
     assert "X-TS-Tagged: 1" in headers
     assert "X-TS-Login" not in headers   # tagged-devices is not a user
 

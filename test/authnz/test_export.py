@@ -157,7 +157,7 @@ def test_control_characters_in_identity_values_are_never_exported(make_httpd, em
     assert env["HTTP_TAILSCALE_USER_LOGIN"] == "alice@example.com"
     assert env.get("HTTP_TAILSCALE_USER_PROFILE_PIC", "") == ""
     log = h.error_log()
-    assert env["TAILSCALE_USER_GROUPS"] == "group:eng"
+    assert env["TAILSCALE_USER_GROUPS"] == '["group:eng"]'
     for field in ["UserProfile.DisplayName", "UserProfile.ProfilePicURL", "UserProfile.Groups"]:
         lines = [l for l in log.splitlines() if "TS01013" in l and field in l]
         assert len(lines) == 1, (field, lines)

@@ -31,7 +31,7 @@ def test_groups_in_the_environment_and_for_backends(make_site):
                                headers=["Tailscale-User-Groups: group:admins"])
     assert status == 200, body
     env = env_of(body)
-    assert env["HTTP_TAILSCALE_USER_GROUPS"] == "eng@example.com,group:eng"
+    assert env["HTTP_TAILSCALE_USER_GROUPS"] == '["eng@example.com","group:eng"]'
     # a user in no visible group gets no header, and the forged one is gone
     status, _, body = site.raw("juergen-pc", "/app/env.cgi",
                                headers=["Tailscale-User-Groups: group:admins"])
@@ -54,9 +54,9 @@ ScriptSock @DIR@/run/cgid.sock
     site.httpd.write_cgi("env.cgi", ENV_CGI)
     status, body, _ = site.get("laptop", "/cgi-bin/env.cgi")
     assert status == 200, body
-    assert env_of(body)["TAILSCALE_USER_GROUPS"] == "eng@example.com group:eng"
+    assert env_of(body)["TAILSCALE_USER_GROUPS"] == '["eng@example.com","group:eng"]'
     status, body, _ = site.get("phone", "/cgi-bin/env.cgi")
-    assert env_of(body)["TAILSCALE_USER_GROUPS"] == "group:ops"
+    assert env_of(body)["TAILSCALE_USER_GROUPS"] == '["group:ops"]'
     assert site.get("juergen-pc", "/cgi-bin/env.cgi")[0] == 403
     assert site.get("ci-runner", "/cgi-bin/env.cgi")[0] == 403   # tagged: no groups
 

@@ -44,7 +44,7 @@ def test_demo_shows_who_gets_in_including_a_group_rule(demo_output):
 def test_demo_shows_the_groups_this_node_may_see(demo_output):
     line = next(l for l in demo_output.splitlines() if l.strip().startswith("laptop ")
                 and "REMOTE_USER=" in l)
-    assert "groups='eng@example.com group:eng'" in line    # not group:payroll
+    assert 'groups=\'["eng@example.com","group:eng"]\'' in line    # not group:payroll
     assert "group:payroll" not in demo_output
 
 
