@@ -6,11 +6,12 @@
 tsl_code tsl_whois(tsl_client *c, apr_pool_t *p, const char *ip, int port,
                    tsl_identity **out, tsl_result *res)
 {
-    return tsl_whois_dst(c, p, ip, port, NULL, out, res);
+    return tsl_whois_dst(c, p, ip, port, NULL, 0, out, res);
 }
 
 tsl_code tsl_whois_dst(tsl_client *c, apr_pool_t *p, const char *ip, int port,
-                       const char *dst_ip, tsl_identity **out, tsl_result *res)
+                       const char *dst_ip, apr_interval_time_t timeout,
+                       tsl_identity **out, tsl_result *res)
 {
     const char *addr;
     tsl_response *resp;
@@ -30,7 +31,7 @@ tsl_code tsl_whois_dst(tsl_client *c, apr_pool_t *p, const char *ip, int port,
                                             dst_ip ? "&dst_ip=" : "",
                                             dst_ip ? tsl_query_escape(p, dst_ip) : "",
                                             NULL),
-                          0, &resp, res);
+                          timeout, &resp, res);
     if (code != TSL_OK) {
         return code;
     }

@@ -16,8 +16,10 @@ tsl_code tsl_whois(tsl_client *c, apr_pool_t *p, const char *ip, int port,
 
 /* The same, with CapMap scoped to the destination dst_ip (the address the
  * client connected to, e.g. a Tailscale Services VIP; tailscaled 1.100+;
- * older versions ignore it).  dst_ip NULL: no scope, as tsl_whois. */
+ * older versions ignore it), within timeout (0: the client's).  dst_ip
+ * NULL: no scope, as tsl_whois. */
 tsl_code tsl_whois_dst(tsl_client *c, apr_pool_t *p, const char *ip, int port,
-                       const char *dst_ip, tsl_identity **out, tsl_result *res);
+                       const char *dst_ip, apr_interval_time_t timeout,
+                       tsl_identity **out, tsl_result *res);
 
 #endif

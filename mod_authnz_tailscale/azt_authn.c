@@ -30,17 +30,23 @@ int azt_needs_identity(request_rec *r)
 
 int azt_access_check(request_rec *r)
 {
+    azt_dir_conf *dc;
     const azt_lookup *lk;
+    int client_needed;
 
     if (!azt_needs_identity(r)) {
         return DECLINED;
     }
+    dc = azt_dir_conf_get(r);
     lk = azt_lookup_request(r);
+    /* Where only tailscale-peer-* rules decide, the proxy hop's identity is
+     * all that is needed (its health checks forward no client). */
+    client_needed = dc->uses_client || azt_conf_headers(dc) || is_tailscale_auth(r);
     /* "deny" lets a tailscale rule deny, but a negated one cannot be
      * evaluated at all: its negation must not become true. */
-    if ((azt_outcome_unavailable(lk->outcome) || azt_outcome_unavailable(lk->peer_outcome))
-        && (azt_conf_unavailable(azt_dir_conf_get(r)) == AZT_UNAVAILABLE_ERROR
-            || azt_dir_conf_get(r)->negates_tailscale)) {
+    if (((client_needed && azt_outcome_unavailable(lk->outcome))
+         || azt_outcome_unavailable(lk->peer_outcome))
+        && (azt_conf_unavailable(dc) == AZT_UNAVAILABLE_ERROR || dc->negates_tailscale)) {
         apr_table_setn(r->notes, "error-notes",
                        "The tailnet identity of this client could not be checked.");
         apr_table_setn(r->err_headers_out, "Retry-After", "5");

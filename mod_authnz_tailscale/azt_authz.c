@@ -338,6 +338,7 @@ static const char *parse(cmd_parms *cmd, const char *line, const void **parsed,
             ap_set_module_config(cmd->context, &authnz_tailscale_module, dc);
         }
         dc->uses_tailscale = 1;
+        dc->uses_client |= req->kind != REQ_PEER_NODE && req->kind != REQ_PEER_TAG;
         dc->negates_tailscale |= req->negated;
     }
     *parsed = req;

@@ -70,10 +70,12 @@ void *azt_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     dc->own_rules = add->own_rules ? add->own_rules : base->own_rules;
     if (add->own_rules == AZT_RULES_OWN) {
         dc->uses_tailscale = add->uses_tailscale;
+        dc->uses_client = add->uses_client;
         dc->negates_tailscale = add->negates_tailscale;
     }
     else {
         dc->uses_tailscale = add->uses_tailscale || base->uses_tailscale;
+        dc->uses_client = add->uses_client || base->uses_client;
         dc->negates_tailscale = add->negates_tailscale || base->negates_tailscale;
     }
     return dc;

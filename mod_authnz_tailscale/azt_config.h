@@ -55,6 +55,8 @@ typedef struct {
     azt_unavailable unavailable;
     int uses_tailscale;             /* a Require line here names a tailscale provider */
     int negates_tailscale;          /* ... and one is negated (not, <RequireNone>) */
+    int uses_client;                /* ... and one is about the client, not only the
+                                     * connection's peer (tailscale-peer-*) */
     int own_rules;                  /* AZT_RULES_*: has Require lines of its own */
 } azt_dir_conf;
 

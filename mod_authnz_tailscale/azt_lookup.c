@@ -237,11 +237,12 @@ static void unavailable(azt_answer *a, const char *addr, const char *why)
     a->error = why;
 }
 
-/* Fields rules match on: an answer missing one of them (dropped for a
- * control character) cannot say who this is. */
+/* Fields rules match by pattern: an answer missing one of them (dropped for
+ * a control character) cannot say who this is.  A dropped tag or group
+ * changes no decision: rules name them exactly, and no configured name
+ * holds a control character. */
 #define MATCHED_FIELDS (TSL_FIELD_LOGIN | TSL_FIELD_NODE_NAME | TSL_FIELD_NODE_SHORT \
-                        | TSL_FIELD_TAILNET | TSL_FIELD_NODE_ID | TSL_FIELD_TAGS     \
-                        | TSL_FIELD_GROUPS)
+                        | TSL_FIELD_TAILNET)
 
 /* Before an answer is kept or used: a field holding a control character is
  * dropped (tailscaled passes through what an identity provider or an admin
@@ -426,7 +427,9 @@ static void ask_tailscaled(request_rec *r, const azt_question *q, const char *no
     }
     tsl_result_init(&res);
     azt_stats_inc(&st->whois_calls);
-    code = tsl_whois_dst(sk->client, r->pool, norm, q->port, dst, &id, &res);
+    /* The serving vhost's time limit: one client serves every vhost of a socket. */
+    code = tsl_whois_dst(sk->client, r->pool, norm, q->port, dst,
+                         azt_conf_timeout(azt_server_conf_get(r->server)), &id, &res);
     a->outcome = azt_outcome_of(code);
     azt_breaker_report(sk->breaker, verdict, a->outcome != AZT_UNAVAILABLE, code, res.text,
                        now, apr_time_now());

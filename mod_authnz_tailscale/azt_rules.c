@@ -14,6 +14,7 @@ static const char marker_tag[] = "authnz_tailscale rules marker";
 typedef struct {
     int has_rules;
     int uses;
+    int uses_client;    /* a rule about the request's client, not only its proxy hop */
     int negates;
     int merging;     /* 0 off, 1 and/or */
 } section_rules;
@@ -81,6 +82,8 @@ static void scan(apr_pool_t *p, apr_hash_t *aliases, const ap_directive_t *d,
             sr->has_rules = 1;
             if (is_ours(aliases, w)) {
                 sr->uses = 1;
+                /* an alias may stand for any provider: counted as the client's */
+                sr->uses_client |= strncasecmp(w, "tailscale-peer-", 15) != 0;
                 sr->negates |= azt_rules_negated(p, d);
             }
         }
@@ -117,14 +120,15 @@ static void mark(apr_pool_t *p, apr_hash_t *aliases, ap_directive_t *d)
     for (; d; d = d->next) {
         if (is_section(d->directive) && strcasecmp(d->directive, "<AuthzProviderAlias")
             && strcasecmp(d->directive, "<VirtualHost")) {
-            section_rules sr = { 0, 0, 0, 0 };
+            section_rules sr = { 0, 0, 0, 0, 0 };
 
             scan(p, aliases, d->first_child, &sr);
             if (sr.has_rules) {
                 ap_directive_t *m = apr_pcalloc(p, sizeof(*m));
 
                 m->directive = AZT_RULES_MARKER;
-                m->args = apr_psprintf(p, "%d %d %d", sr.uses, sr.negates, sr.merging);
+                m->args = apr_psprintf(p, "%d %d %d %d", sr.uses, sr.negates, sr.merging,
+                                       sr.uses_client);
                 m->parent = d;
                 m->next = d->first_child;
                 m->filename = d->filename;
@@ -152,15 +156,16 @@ int azt_rules_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 const char *azt_rules_marker(cmd_parms *cmd, void *dcv, const char *args)
 {
     azt_dir_conf *dc = dcv;
-    int uses, negates, merging;
+    int uses, negates, merging, uses_client;
 
     if (!cmd->directive || cmd->directive->data != marker_tag
-        || sscanf(args, "%d %d %d", &uses, &negates, &merging) != 3) {
+        || sscanf(args, "%d %d %d %d", &uses, &negates, &merging, &uses_client) != 4) {
         return apr_pstrcat(cmd->pool, cmd->cmd->name,
                            " is set by mod_authnz_tailscale itself; remove it", NULL);
     }
     dc->own_rules = merging ? AZT_RULES_MERGED : AZT_RULES_OWN;
     dc->uses_tailscale |= uses;
+    dc->uses_client |= uses_client;
     dc->negates_tailscale |= negates;
     return NULL;
 }

@@ -5,6 +5,7 @@
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
+#include <apr_thread_cond.h>
 
 #include "tsl_status.h"
 #include "azt_services.h"
@@ -19,6 +20,7 @@ APLOG_USE_MODULE(authnz_tailscale);
 
 struct azt_services {
     apr_thread_mutex_t *mutex;  /* every field below is read and written under it */
+    apr_thread_cond_t *answered;    /* signalled when an ask ends */
     const char *path;
     tsl_client *client;
     azt_breaker *breaker;
@@ -46,6 +48,7 @@ azt_services *azt_services_create(apr_pool_t *p, const char *path, tsl_client *c
     azt_services *sv = apr_pcalloc(p, sizeof(*sv));
 
     apr_thread_mutex_create(&sv->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+    apr_thread_cond_create(&sv->answered, p);
     sv->path = path;
     sv->client = client;
     sv->breaker = breaker;
@@ -93,26 +96,23 @@ static apr_pool_t *ask_list(azt_services *sv, request_rec *r, apr_hash_t **vips,
     return p;
 }
 
-/* Called with the mutex held; returns with it held.  The first list is
- * asked for under the mutex (requests wait for it: without it no request
- * could be told its service), later ones outside it (requests meanwhile
- * use the list they have). */
+/* Called with the mutex held; returns with it held.  tailscaled is asked
+ * outside the mutex, so no thread of the process queues behind the
+ * LocalAPI; requests meanwhile use the list they have (the first list is
+ * waited for in azt_services_at: without it no request could be told its
+ * service). */
 static void refresh(azt_services *sv, request_rec *r, apr_time_t now)
 {
-    int first = sv->vips == NULL;
     apr_hash_t *vips = NULL;
     apr_pool_t *p, *old = NULL;
     const char *why = NULL, *bad;
 
     sv->asking = 1;
-    if (!first) {
-        apr_thread_mutex_unlock(sv->mutex);
-    }
+    apr_thread_mutex_unlock(sv->mutex);
     p = ask_list(sv, r, &vips, &why, &bad);
-    if (!first) {
-        apr_thread_mutex_lock(sv->mutex);
-    }
+    apr_thread_mutex_lock(sv->mutex);
     sv->asking = 0;
+    apr_thread_cond_broadcast(sv->answered);
     sv->next = now + AZT_SERVICES_REFRESH;
     if (p) {
         old = sv->pool;
@@ -146,6 +146,10 @@ const char *azt_services_at(azt_services *sv, request_rec *r, const char *dst)
     apr_thread_mutex_lock(sv->mutex);
     if (!sv->asking && now >= sv->next && !azt_breaker_is_open(sv->breaker)) {
         refresh(sv, r, now);
+    }
+    while (!sv->vips && sv->asking) {
+        /* The first list is on its way (bounded by the client's timeout). */
+        apr_thread_cond_wait(sv->answered, sv->mutex);
     }
     if (sv->vips && (name = apr_hash_get(sv->vips, dst, APR_HASH_KEY_STRING))) {
         name = apr_pstrdup(r->pool, name);

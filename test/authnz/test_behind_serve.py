@@ -112,7 +112,7 @@ def test_serve_identity_headers_are_never_believed(make_httpd, emulator):
                           "Tailscale-User-Name: Alice Example")
     assert status == 403
     status, hdrs, _ = get(h, "/p/any", "Tailscale-User-Login: alice@example.com")
-    assert status == 403          # no X-Forwarded-For: nobody
+    assert status == 503          # no X-Forwarded-For: serve's client is unknown
     assert "TS01045" in h.error_log()
 
 

@@ -112,14 +112,14 @@ def test_a_local_process_on_the_nodes_own_address_is_not_its_owner(make_site, em
 def test_the_self_node_named_by_tailscaled_is_not_a_peer(make_site, emulator):
     # A tailnet address not assigned here that tailscaled says is this node
     # (the node owns the address the client reached) is this node too.
-    site = make_site(SELF_CONF)
-    emulator.patch_node("laptop", addresses=["100.101.102.103", "100.100.0.1",
-                                             "fd7a:115c:a1e0::e901:6667"])
-    try:
-        assert site.get("laptop", "/p/alice-self")[0] == 403
-    finally:
-        emulator.patch_node("laptop", addresses=["100.101.102.103",
-                                                 "fd7a:115c:a1e0::e901:6667"])
+    site = make_site(SELF_CONF + "AuthTailscaleCacheTimeout 0\n")
+    assert site.get("laptop", "/p/alice-self")[0] == 200
+    # laptop's address now belongs to web1 (this node, alice's too).
+    emulator.patch_node("laptop", addresses=["100.101.102.200", "fd7a:115c:a1e0::e901:6668"])
+    emulator.patch_node("web1", addresses=["100.100.0.1", "100.101.102.103",
+                                           "fd7a:115c:a1e0::1"])
+    assert site.get("laptop", "/p/alice-self")[0] == 403
+    assert site.get("laptop", "/p/auth-self")[0] == 401
 
 
 # ---- a public client -----------------------------------------------------------
@@ -232,8 +232,8 @@ def test_a_proxy_protocol_unknown_command_from_a_trusted_proxy_is_unavailable(ma
   </Location>
   <Location /p/edge-only>"""), modules=["remoteip"])
     port = site.httpd.extra_ports[0]
-    status, _, body = site.raw("edge", "/p/not-bob", port=port, proxy="PROXY UNKNOWN")
-    assert status == 503 and SECRET not in body, status
+    status, _, body = site.raw("edge", "/p/not-bob", port=port, proxy="PROXY UNKNOWN 100.64.0.7 100.100.0.1 51234 443")
+    assert status == 503 and SECRET not in body, (status, site.httpd.error_log()[-3000:])
 
 
 def test_a_subrequest_finds_the_forwarded_client(make_site):
