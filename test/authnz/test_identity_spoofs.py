@@ -237,9 +237,11 @@ def test_a_proxy_protocol_unknown_command_from_a_trusted_proxy_is_unavailable(ma
 
 
 def test_a_subrequest_finds_the_forwarded_client(make_site):
+    # Only the index is protected: the first lookup happens in mod_dir's
+    # subrequest for it.
     site = make_site(HEADER_EDGE.replace("EARLY", "").replace(
         "  <Location /p/user-alice>",
-        "  Alias /dir/ \"@DOCROOT@/dir/\"\n  <Location /dir/>\n    "
+        "  Alias /dir/ \"@DOCROOT@/dir/\"\n  <Location /dir/index.html>\n    "
         "Require tailscale-user alice@example.com\n  </Location>\n  <Location /p/user-alice>"),
         modules=["remoteip"])
     site.httpd.write_file("dir/index.html", SECRET + "\n")
