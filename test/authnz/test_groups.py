@@ -2,6 +2,8 @@
 (UserProfile.Groups, only for a node with the tailscale.com/see-groups node
 attribute), exported to applications, and a warning when the node sees none."""
 
+import json
+
 from .conftest import ENV_CGI
 from .test_export import env_of, front
 
@@ -76,3 +78,27 @@ def test_no_warning_once_groups_are_seen(make_site):
     assert site.get("laptop", "/g/x")[0] == 200
     assert site.get("juergen-pc", "/g/x")[0] == 403
     assert "TS01040" not in site.httpd.error_log()
+
+
+def test_separators_inside_group_names_cannot_split_the_list(make_site, emulator):
+    # "it admins@example.com" holds a space, "group:eng,group:admins" a comma:
+    # a backend splitting on either would see groups the user is not in.
+    tricky = ["it admins@example.com", "group:eng,group:admins"]
+    emulator.patch_tailnet({"users": {"alice@example.com": {"groups": tricky}}})
+    emulator.patch_tailnet({"nodes": {"web1": {"node_cap_map": {"tailscale.com/see-groups": [
+        {"groups": tricky}]}}}})
+    site = make_site(front() + """
+ScriptAlias /tcgi/ "@CGIBIN@/"
+ScriptSock @DIR@/run/cgid.sock
+<Location /tcgi/>
+  AuthType tailscale
+  Require valid-user
+</Location>
+""", modules=["proxy", "proxy_http", "cgid"])
+    site.httpd.write_cgi("env.cgi", ENV_CGI)
+    status, body, _ = site.get("laptop", "/tcgi/env.cgi")
+    assert status == 200, site.httpd.error_log()[-2000:]
+    assert json.loads(env_of(body)["TAILSCALE_USER_GROUPS"]) == sorted(tricky)
+    status, _, body = site.raw("laptop", "/app/env.cgi")
+    assert status == 200, body
+    assert json.loads(env_of(body)["HTTP_TAILSCALE_USER_GROUPS"]) == sorted(tricky)
