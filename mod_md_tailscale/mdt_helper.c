@@ -122,9 +122,8 @@ static void maybe_expiring(server_rec *s, const mdt_runtime *rt, mdt_state *st,
     if (st->served_fallback || !st->served.not_after) {
         return;
     }
-    if (st->cert.fingerprint[0] && strcmp(st->cert.fingerprint, st->served.fingerprint)
-        && st->cert.not_after > st->served.not_after) {
-        return;     /* a newer one is stored and waits for the restart */
+    if (st->restart_requested) {
+        return;     /* the restart this helper asked for replaces it */
     }
     len = mdt_window_length(&ww, st->served.not_after - st->served.not_before);
     if (now < st->served.not_after - len) {
@@ -197,8 +196,22 @@ static void activate(mdt_helper *h, mdt_state *st, apr_pool_t *p)
     if (!strcmp(st->cert.fingerprint, st->served.fingerprint) || st->restart_requested) {
         return;
     }
+    if (!strcmp(st->restart_fp, st->cert.fingerprint)) {
+        /* an earlier generation asked for a restart for it, and this one
+         * still does not serve it: asking again would loop */
+        st->restart_requested = 1;
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "TS02107: MDomain %s: the stored "
+                     "certificate %s (%s) was not taken up by the graceful restart "
+                     "asked for it; httpd serves %s. Check the error log of that "
+                     "restart (mod_ssl) and restart httpd", st->md->name,
+                     st->cert.fingerprint, st->cert.gen,
+                     st->served_fallback ? "the fallback certificate"
+                                         : st->served.fingerprint);
+        return;
+    }
     if (mdt_config_auto_restart(h->rt->conf)) {
         st->restart_requested = 1;
+        apr_cpystrn(st->restart_fp, st->cert.fingerprint, sizeof(st->restart_fp));
         wait_parent_catches_graceful(h, p);
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "TS02032: MDomain %s: asking httpd "
                      "(pid %ld) for a graceful restart to activate the new certificate",
@@ -210,9 +223,38 @@ static void activate(mdt_helper *h, mdt_state *st, apr_pool_t *p)
         }
     }
     else {
+        st->restart_requested = 1;
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "TS02033: MDomain %s: a new "
                      "certificate is stored; it becomes active with the next graceful "
                      "restart (MDTailscaleAutoRestart is off)", st->md->name);
+    }
+}
+
+/* The store against what this generation serves, at the helper's start and
+ * after every check: a usable stored certificate that is not the served one
+ * and lasts longer (or replaces the fallback) is activated, whoever stored
+ * it and whenever (a helper killed between storing and asking included). */
+static void reconcile(mdt_helper *h, mdt_state *st, apr_pool_t *p)
+{
+    const char *why;
+    mdt_stored *act = mdt_store_load(p, h->rt->store_dir, st->md, apr_time_now(), &why);
+
+    mdt_state_set_cert(&st->cert, act ? act->pair : NULL, act ? act->gen : NULL);
+    if (act && strcmp(act->pair->fingerprint, st->served.fingerprint)
+        && (st->served_fallback || act->pair->not_after > st->served.not_after)) {
+        activate(h, st, p);
+    }
+}
+
+/* Publish and write the status; the store's condition (checked as the
+ * parent checks it, the status file written or not) goes with it. */
+static void helper_save(mdt_helper *h, mdt_state *st, apr_pool_t *p)
+{
+    const char *problem = mdt_store_init(p, h->rt->store_dir);
+    const char *err = mdt_state_save(p, h->rt, st);
+
+    if (mdt_driver_store_check(h->s, h->rt, st, problem ? problem : err)) {
+        (void)mdt_state_save(p, h->rt, st);
     }
 }
 
@@ -221,8 +263,6 @@ static void helper_start_domain(mdt_helper *h, mdt_state *st, tsl_client *client
 {
     const mdt_runtime *rt = h->rt;
     apr_time_t now = apr_time_now();
-    mdt_stored *act;
-    const char *why;
 
     st->pid = (int)getpid();
     mdt_state_resume(p, rt, st);
@@ -238,8 +278,6 @@ static void helper_start_domain(mdt_helper *h, mdt_state *st, tsl_client *client
         st->obtained++;
         st->renewals += st->known_fp[0] != '\0';
     }
-    act = mdt_store_load(p, rt->store_dir, st->md, now, &why);
-    mdt_state_set_cert(&st->cert, act ? act->pair : NULL, act ? act->gen : NULL);
     if (st->served_fallback) {
         (void)mdt_driver_probe(h->s, rt, st, client, p);
     }
@@ -267,7 +305,9 @@ static void helper_start_domain(mdt_helper *h, mdt_state *st, tsl_client *client
     if (st->err_kind[0]) {
         maybe_errored(h->s, rt, st, p);
     }
-    (void)mdt_state_save(p, rt, st);
+    reconcile(h, st, p);
+    maybe_expiring(h->s, rt, st, p);
+    helper_save(h, st, p);
 }
 
 static void helper_main(mdt_helper *h)
@@ -343,11 +383,9 @@ static void helper_main(mdt_helper *h)
             else if (out == MDT_CHECK_FAILED) {
                 maybe_errored(h->s, rt, st, tp);
             }
+            reconcile(h, st, tp);
             maybe_expiring(h->s, rt, st, tp);
-            (void)mdt_state_save(tp, rt, st);
-            if (out == MDT_CHECK_NEW) {
-                activate(h, st, tp);
-            }
+            helper_save(h, st, tp);
             apr_pool_destroy(tp);
         }
     }
