@@ -80,7 +80,7 @@ static int run(server_rec *s, const mdt_runtime *rt, const mdt_state *st,
 {
     char **argv0 = NULL, **argv;
     int n = 0, i, status = 0;
-    pid_t pid;
+    pid_t pid, helper;
     apr_time_t deadline;
 
     if (apr_tokenize_to_argv(cmdline, &argv0, p) != APR_SUCCESS || !argv0 || !argv0[0]) {
