@@ -189,6 +189,8 @@ static void wait_parent_catches_graceful(const mdt_helper *h, apr_pool_t *p)
     }
 }
 
+static void helper_save(mdt_helper *h, mdt_state *st, apr_pool_t *p);
+
 static void activate(mdt_helper *h, mdt_state *st, apr_pool_t *p)
 {
     server_rec *s = h->s;
@@ -212,6 +214,7 @@ static void activate(mdt_helper *h, mdt_state *st, apr_pool_t *p)
     if (mdt_config_auto_restart(h->rt->conf)) {
         st->restart_requested = 1;
         apr_cpystrn(st->restart_fp, st->cert.fingerprint, sizeof(st->restart_fp));
+        helper_save(h, st, p);      /* the restart ends this helper */
         wait_parent_catches_graceful(h, p);
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "TS02032: MDomain %s: asking httpd "
                      "(pid %ld) for a graceful restart to activate the new certificate",
