@@ -198,6 +198,17 @@ static void activate(mdt_helper *h, mdt_state *st, apr_pool_t *p)
     if (!strcmp(st->cert.fingerprint, st->served.fingerprint) || st->restart_requested) {
         return;
     }
+    if (!mdt_config_auto_restart(h->rt->conf)) {
+        if (strcmp(st->restart_fp, st->cert.fingerprint)) {
+            /* once per certificate, also across helper restarts */
+            apr_cpystrn(st->restart_fp, st->cert.fingerprint, sizeof(st->restart_fp));
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "TS02033: MDomain %s: a new "
+                         "certificate is stored; it becomes active with the next "
+                         "graceful restart (MDTailscaleAutoRestart is off)",
+                         st->md->name);
+        }
+        return;
+    }
     if (!strcmp(st->restart_fp, st->cert.fingerprint)) {
         /* an earlier generation asked for a restart for it, and this one
          * still does not serve it: asking again would loop */
@@ -211,25 +222,17 @@ static void activate(mdt_helper *h, mdt_state *st, apr_pool_t *p)
                                          : st->served.fingerprint);
         return;
     }
-    if (mdt_config_auto_restart(h->rt->conf)) {
-        st->restart_requested = 1;
-        apr_cpystrn(st->restart_fp, st->cert.fingerprint, sizeof(st->restart_fp));
-        helper_save(h, st, p);      /* the restart ends this helper */
-        wait_parent_catches_graceful(h, p);
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "TS02032: MDomain %s: asking httpd "
-                     "(pid %ld) for a graceful restart to activate the new certificate",
-                     st->md->name, (long)h->parent);
-        if (kill(h->parent, AP_SIG_GRACEFUL) != 0) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, "TS02032: MDomain %s: cannot "
-                         "signal httpd; activate the certificate with a graceful "
-                         "restart", st->md->name);
-        }
-    }
-    else {
-        st->restart_requested = 1;
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "TS02033: MDomain %s: a new "
-                     "certificate is stored; it becomes active with the next graceful "
-                     "restart (MDTailscaleAutoRestart is off)", st->md->name);
+    st->restart_requested = 1;
+    apr_cpystrn(st->restart_fp, st->cert.fingerprint, sizeof(st->restart_fp));
+    helper_save(h, st, p);      /* the restart ends this helper */
+    wait_parent_catches_graceful(h, p);
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "TS02032: MDomain %s: asking httpd "
+                 "(pid %ld) for a graceful restart to activate the new certificate",
+                 st->md->name, (long)h->parent);
+    if (kill(h->parent, AP_SIG_GRACEFUL) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, "TS02032: MDomain %s: cannot "
+                     "signal httpd; activate the certificate with a graceful "
+                     "restart", st->md->name);
     }
 }
 

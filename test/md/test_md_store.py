@@ -277,3 +277,18 @@ def test_current_that_is_a_directory_is_replaced(make_httpd, make_emulator):
              and not [p for p in d.iterdir() if p.name.startswith(".tmp-current-")],
              timeout=60, what=f"prune to clean up {sorted(p.name for p in d.iterdir())}")
     assert b.verified
+
+
+def test_expiring_follows_the_served_certificate(make_httpd, make_emulator):
+    """A newer certificate waits in the store (MDTailscaleAutoRestart off):
+    the one served still expires, and TS02060 says so."""
+    emu = make_emulator(SHORT)
+    h = md_httpd(make_httpd, md_config(ca=emu.socket_path, global_extra=RENEW
+                                       + "MDTailscaleAutoRestart off\nMDWarnWindow 25s\n"),
+                 socket_path=emu.socket_path)
+    a = wait_real_cert(h, emu)
+    h.wait_for_log(r"TS02033: ", timeout=30)         # stored, not activated
+    line = h.wait_for_log(r"TS02060: [^\n]*", timeout=30).group(0)
+    assert "the certificate in use expires" in line
+    assert tls_get(h.tls_port, DOMAIN, emu.ca_pem_path).fingerprint == a.fingerprint
+    assert h.error_log().count("TS02033: ") == 1      # once per certificate
