@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
@@ -316,8 +317,53 @@ static void helper_start_domain(mdt_helper *h, mdt_state *st, tsl_client *client
     helper_save(h, st, p);
 }
 
+/* Wall clock against the monotonic clock, to notice the system clock being
+ * set (NTP step, a VM resumed): the schedule is wall-clock times (notAfter
+ * decides renewals), so after a jump every domain is checked at once and a
+ * 429's Retry-After, an interval, moves with the clock. */
+typedef struct clock_pair {
+    apr_time_t wall;
+    apr_time_t mono;
+} clock_pair;
+
+static apr_time_t mono_now(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
+        return 0;
+    }
+    return apr_time_from_sec((apr_time_t)ts.tv_sec) + ts.tv_nsec / 1000;
+}
+
+#define CLOCK_JUMP apr_time_from_sec(5)
+
+static void follow_clock_jump(mdt_helper *h, clock_pair *c, apr_time_t now)
+{
+    apr_time_t mono = mono_now();
+    apr_interval_time_t jump = (now - c->wall) - (mono - c->mono);
+    int i;
+
+    if (c->mono && mono && (jump > CLOCK_JUMP || jump < -CLOCK_JUMP)) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, h->s, "TS02109: the system clock "
+                     "was set %s by %" APR_TIME_T_FMT " s; checking every domain now",
+                     jump > 0 ? "forward" : "back",
+                     apr_time_sec(jump > 0 ? jump : -jump));
+        for (i = 0; i < h->rt->states->nelts; ++i) {
+            mdt_state *st = APR_ARRAY_IDX(h->rt->states, i, mdt_state *);
+            if (st->retry_after_until) {
+                st->retry_after_until += jump;
+            }
+            st->next_check = st->retry_after_until > now ? st->retry_after_until : now;
+        }
+    }
+    c->wall = now;
+    c->mono = mono;
+}
+
 static void helper_main(mdt_helper *h)
 {
+    clock_pair clock = { 0, 0 };
     mdt_runtime *rt = h->rt;
     apr_pool_t *hp, *tp;
     tsl_client **clients;
@@ -361,6 +407,7 @@ static void helper_main(mdt_helper *h)
 
         parent_gone_check(h);
         now = apr_time_now();
+        follow_clock_jump(h, &clock, now);
         for (i = 0; i < n; ++i) {
             mdt_state *st = APR_ARRAY_IDX(rt->states, i, mdt_state *);
             if (!due || st->next_check < due) {
