@@ -123,7 +123,7 @@ static void maybe_expiring(server_rec *s, const mdt_runtime *rt, mdt_state *st,
     if (st->served_fallback || !st->served.not_after) {
         return;
     }
-    if (st->restart_requested) {
+    if (st->restart_requested == 1) {
         return;     /* the restart this helper asked for replaces it */
     }
     len = mdt_window_length(&ww, st->served.not_after - st->served.not_before);
@@ -212,8 +212,9 @@ static void activate(mdt_helper *h, mdt_state *st, apr_pool_t *p)
     }
     if (!strcmp(st->restart_fp, st->cert.fingerprint)) {
         /* an earlier generation asked for a restart for it, and this one
-         * still does not serve it: asking again would loop */
-        st->restart_requested = 1;
+         * still does not serve it: asking again would loop (2: gave up, the
+         * served certificate stays the one to warn about) */
+        st->restart_requested = 2;
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "TS02107: MDomain %s: the stored "
                      "certificate %s (%s) was not taken up by the graceful restart "
                      "asked for it; httpd serves %s. Check the error log of that "

@@ -80,7 +80,7 @@ typedef struct mdt_state {
 
     /* flags for the helper */
     int pending_renewed;           /* a new certificate no event was fired for */
-    int restart_requested;
+    int restart_requested;         /* 1 asked, 2 gave up (TS02107) */
     char restart_fp[MDT_FP_LEN];   /* the stored certificate the last restart
                                     * was asked for (kept across restarts: a
                                     * generation that still does not serve it
