@@ -292,3 +292,33 @@ def test_expiring_follows_the_served_certificate(make_httpd, make_emulator):
     assert "the certificate in use expires" in line
     assert tls_get(h.tls_port, DOMAIN, emu.ca_pem_path).fingerprint == a.fingerprint
     assert h.error_log().count("TS02033: ") == 1      # once per certificate
+
+
+# ---- also: two servers sharing one store -------------------------------------------
+
+def test_two_servers_sharing_a_store_renew_without_tripping_over_each_other(
+        make_httpd, make_emulator, tmp_dir):
+    """Both helpers store renewals into one store: each writes its own link
+    in the making (no fixed .current.tmp name) and prune leaves the other's
+    fresh leftovers alone, so no save fails and both always serve a chain
+    that verifies."""
+    emu = make_emulator(SHORT)
+    store = tmp_dir / "shared-store"
+    conf = md_config(ca=emu.socket_path, global_extra=RENEW
+                     + f"MDTailscaleStoreDir {store}\n")
+    a = md_httpd(make_httpd, conf, socket_path=emu.socket_path)
+    b = md_httpd(make_httpd, conf, socket_path=emu.socket_path)
+    wait_real_cert(a, emu)
+    wait_real_cert(b, emu)
+    deadline = time.time() + 35       # three or four renewals
+    while time.time() < deadline:
+        for h in (a, b):
+            s = tls_get(h.tls_port, DOMAIN, emu.ca_pem_path)
+            assert s.verified, s
+        time.sleep(0.2)
+    for h in (a, b):
+        assert "TS02020: " not in h.error_log(), h.error_log()
+        assert up(h)
+    ddir = store / "domains" / DOMAIN
+    assert (ddir / "current").is_symlink()
+    assert len([p for p in ddir.iterdir() if p.name.startswith("g")]) <= 4
