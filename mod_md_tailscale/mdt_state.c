@@ -242,8 +242,15 @@ const char *mdt_state_save(apr_pool_t *p, const mdt_runtime *rt, const mdt_state
         return "cannot encode the status";
     }
     mdt_live_put(rt->live, state_index(rt, st), text);
-    err = mdt_store_write_atomic(p, mdt_store_status_path(p, rt->store_dir, st->md),
-                                 text, strlen(text), 0644);
+    /* the job record first: it is what the next helper goes on from */
+    if (!(err = mdt_store_domain_init(p, rt->store_dir, st->md))) {
+        err = mdt_store_write_atomic(p, mdt_store_job_path(p, rt->store_dir, st->md),
+                                     text, strlen(text), 0600);
+    }
+    if (!err) {
+        err = mdt_store_write_atomic(p, mdt_store_status_path(p, rt->store_dir, st->md),
+                                     text, strlen(text), 0644);
+    }
     free(text);
     return err;
 }
@@ -270,9 +277,22 @@ static void copy_str(json_t *o, const char *key, char *buf, apr_size_t size)
     }
 }
 
+/* The job record; the status file when there is none yet (a store written
+ * by an earlier version). */
+static json_t *load_job(apr_pool_t *p, const mdt_runtime *rt, const mdt_domain *d)
+{
+    apr_size_t len;
+    char *text = mdt_store_read(p, mdt_store_job_path(p, rt->store_dir, d),
+                                1024 * 1024, &len);
+    json_error_t jerr;
+    json_t *o = text ? json_loadb(text, len, 0, &jerr) : NULL;
+
+    return o ? o : mdt_state_load_json(p, rt, d);
+}
+
 void mdt_state_resume(apr_pool_t *p, const mdt_runtime *rt, mdt_state *st)
 {
-    json_t *o = mdt_state_load_json(p, rt, st->md);
+    json_t *o = load_job(p, rt, st->md);
     json_t *v;
 
     if (!o) {

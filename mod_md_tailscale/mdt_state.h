@@ -1,11 +1,13 @@
 /* mod_md_tailscale: what is known about each managed domain at run time,
- * and its status file (store/status/<dname>.json).
+ * its job record (store/domains/<dname>/job.json, 0600) and its status file
+ * (store/status/<dname>.json, 0644).
  *
  * The parent fills in what this server generation serves (post_config);
- * the helper process inherits that at fork, keeps the rest up to date and
- * writes the status file after every change.  Request-serving children only
- * read status files.  Strings are fixed buffers so the long-running helper
- * can update them forever without growing a pool.
+ * the helper process inherits that at fork, keeps the rest up to date, and
+ * after every change publishes the status in memory (mdt_live.h) and writes
+ * the job record (what the next helper resumes) and the status file (for
+ * display).  Request-serving children only read.  Strings are fixed buffers
+ * so the long-running helper can update them forever without growing a pool.
  */
 #ifndef MDT_STATE_H
 #define MDT_STATE_H
@@ -65,7 +67,7 @@ typedef struct mdt_state {
     char cert_domain_list[1024];   /* the same names separated by spaces */
     char backend_state[32];
 
-    /* history (kept across restarts through the status file) */
+    /* history (kept across restarts through the job record) */
     int obtained;                  /* certificates stored */
     int renewals;                  /* ... that replaced a real certificate */
     char installed_fp[MDT_FP_LEN];
@@ -124,11 +126,13 @@ const char *mdt_state_word(const mdt_state *st, apr_time_t now);
 /* The status document of one domain. Caller owns the reference. */
 json_t *mdt_state_to_json(apr_pool_t *p, const mdt_runtime *rt, const mdt_state *st);
 
-/* Publish st's status in memory (mdt_live.h) and write its status file
- * atomically (0644). Returns an error text or NULL. */
+/* Publish st's status in memory (mdt_live.h) and write its job record
+ * (0600, what the next helper resumes) and its status file (0644, for
+ * display) atomically. Returns an error text or NULL. */
 const char *mdt_state_save(apr_pool_t *p, const mdt_runtime *rt, const mdt_state *st);
 
-/* Take over history (counters, last events) from an earlier status file. */
+/* Take over history (counters, back-off, last events) from the job record
+ * (or, from an earlier version, the status file). */
 void mdt_state_resume(apr_pool_t *p, const mdt_runtime *rt, mdt_state *st);
 
 /* Read a domain's status file; NULL if there is none. Caller owns it. */

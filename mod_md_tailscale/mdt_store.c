@@ -253,6 +253,16 @@ const char *mdt_store_status_path(apr_pool_t *p, const char *dir, const mdt_doma
     return apr_pstrcat(p, dir, "/status/", mdt_store_dname(p, d->request), ".json", NULL);
 }
 
+const char *mdt_store_job_path(apr_pool_t *p, const char *dir, const mdt_domain *d)
+{
+    return apr_pstrcat(p, mdt_store_domain_dir(p, dir, d), "/job.json", NULL);
+}
+
+const char *mdt_store_domain_init(apr_pool_t *p, const char *dir, const mdt_domain *d)
+{
+    return mkdir_mode(p, mdt_store_domain_dir(p, dir, d), 0700);
+}
+
 /* ---- usability -------------------------------------------------------- */
 
 static int san_covers(const char *san, const char *name)

@@ -68,6 +68,14 @@ const char *mdt_store_write_atomic(apr_pool_t *p, const char *path, const char *
 char *mdt_store_read(apr_pool_t *p, const char *path, apr_size_t max, apr_size_t *len);
 
 const char *mdt_store_status_path(apr_pool_t *p, const char *dir, const mdt_domain *d);
+
+/* The domain's job record: domains/<dname>/job.json (0600), what the helper
+ * keeps across restarts (counters, back-off, Retry-After, events sent); the
+ * status file is for display only. */
+const char *mdt_store_job_path(apr_pool_t *p, const char *dir, const mdt_domain *d);
+
+/* Create the domain's directory under domains/ (0700) if it is missing. */
+const char *mdt_store_domain_init(apr_pool_t *p, const char *dir, const mdt_domain *d);
 const char *mdt_store_fallback_dir(apr_pool_t *p, const char *dir, const mdt_domain *d);
 const char *mdt_store_domain_dir(apr_pool_t *p, const char *dir, const mdt_domain *d);
 

@@ -35,3 +35,25 @@ def test_failures_and_back_off_survive_a_graceful_restart(make_httpd, emulator):
     assert after["backoffSeconds"] >= 2 * before["backoffSeconds"] > 0, \
         (before["backoffSeconds"], after["backoffSeconds"])
     assert isinstance(after["certDomains"], (list, type(None)))
+
+
+def test_the_job_record_is_private_and_what_a_restart_resumes(make_httpd, emulator):
+    import os
+    import stat
+    from pathlib import Path
+    from .mdhelp import DOMAIN
+    emulator.fault("http500", endpoints=["cert"])
+    h = md_httpd(make_httpd, md_config(global_extra="MDTailscaleRetryDelay 2s 1h\n"))
+    before = wait_for(lambda: (lambda d: d if d["errors"] >= 2 else None)(domain_status(h)),
+                      timeout=30, what="two consecutive failures")
+    store = Path(h.dir) / "md_tailscale"
+    job = store / "domains" / DOMAIN / "job.json"
+    assert stat.S_IMODE(job.stat().st_mode) == 0o600
+    # the public status file is for display only: without it the count goes on
+    os.unlink(store / "status" / f"{DOMAIN}.json")
+    h.graceful()
+    after = wait_for(lambda: (lambda d: d if d["helperPid"] != before["helperPid"]
+                              and d["lastCheck"] and d["lastCheck"] != before["lastCheck"]
+                              else None)(domain_status(h)), timeout=30,
+                     what="the new helper's first check")
+    assert after["errors"] >= before["errors"] + 1, (before["errors"], after["errors"])
