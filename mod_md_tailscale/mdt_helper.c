@@ -259,10 +259,10 @@ static void reconcile(mdt_helper *h, mdt_state *st, apr_pool_t *p)
 static void helper_save(mdt_helper *h, mdt_state *st, apr_pool_t *p)
 {
     const char *problem = mdt_store_init(p, h->rt->store_dir);
-    const char *err = mdt_state_save(p, h->rt, st);
+    const char *err = mdt_state_save(p, h->rt, st, !problem);
 
     if (mdt_driver_store_check(h->s, h->rt, st, problem ? problem : err)) {
-        (void)mdt_state_save(p, h->rt, st);
+        (void)mdt_state_save(p, h->rt, st, !problem);
     }
 }
 

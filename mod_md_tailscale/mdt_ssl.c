@@ -64,9 +64,11 @@ static void use_fallback(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
         }
         return;
     }
-    ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "TS02103: MDomain %s: no fallback "
-                 "certificate (%s; %s); mod_ssl decides what %s answers until the "
-                 "store is fixed", d->name, err, err2, d->name);
+    if (real) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "TS02103: MDomain %s: no fallback "
+                     "certificate (%s; %s); mod_ssl decides what %s answers until "
+                     "the store is fixed", d->name, err, err2, d->name);
+    }
 }
 
 int mdt_ssl_prepare(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
@@ -144,7 +146,7 @@ int mdt_ssl_prepare(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
                 }
                 /* the helper (forked in a later pass) takes over from here:
                  * the events to fire, the error, a Retry-After it must honour */
-                (void)mdt_state_save(ptemp, rt, st);
+                (void)mdt_state_save(ptemp, rt, st, !store_err);
             }
         }
         if (act) {

@@ -231,19 +231,21 @@ static int state_index(const mdt_runtime *rt, const mdt_state *st)
     return -1;
 }
 
-const char *mdt_state_save(apr_pool_t *p, const mdt_runtime *rt, const mdt_state *st)
+const char *mdt_state_save(apr_pool_t *p, const mdt_runtime *rt, const mdt_state *st,
+                           int store_ok)
 {
     json_t *o = mdt_state_to_json(p, rt, st);
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
-    const char *err;
+    const char *err = NULL;
 
     json_decref(o);
     if (!text) {
         return "cannot encode the status";
     }
     mdt_live_put(rt->live, state_index(rt, st), text);
-    /* the job record first: it is what the next helper goes on from */
-    if (!(err = mdt_store_domain_init(p, rt->store_dir, st->md))) {
+    /* the job record first: it is what the next helper goes on from (never
+     * into a store refused by mdt_store_init) */
+    if (store_ok && !(err = mdt_store_domain_init(p, rt->store_dir, st->md))) {
         err = mdt_store_write_atomic(p, mdt_store_job_path(p, rt->store_dir, st->md),
                                      text, strlen(text), 0600);
     }

@@ -127,9 +127,11 @@ const char *mdt_state_word(const mdt_state *st, apr_time_t now);
 json_t *mdt_state_to_json(apr_pool_t *p, const mdt_runtime *rt, const mdt_state *st);
 
 /* Publish st's status in memory (mdt_live.h) and write its job record
- * (0600, what the next helper resumes) and its status file (0644, for
- * display) atomically. Returns an error text or NULL. */
-const char *mdt_state_save(apr_pool_t *p, const mdt_runtime *rt, const mdt_state *st);
+ * (0600, what the next helper resumes; only when store_ok: the store passed
+ * mdt_store_init) and its status file (0644, for display) atomically.
+ * Returns an error text or NULL. */
+const char *mdt_state_save(apr_pool_t *p, const mdt_runtime *rt, const mdt_state *st,
+                           int store_ok);
 
 /* Take over history (counters, back-off, last events) from the job record
  * (or, from an earlier version, the status file). */

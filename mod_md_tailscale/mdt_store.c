@@ -335,10 +335,12 @@ static int is_gen_name(const char *n)
 }
 
 /* Leftovers of a save: a generation being written, a link being made, a
- * "current" that was not a link and was moved aside. */
+ * "current" that was not a link and was moved aside, a job record being
+ * written by a helper that was ended meanwhile. */
 static int is_leftover(const char *n)
 {
-    return !strncmp(n, ".tmp-", 5) || !strncmp(n, ".current.tmp", 12);
+    return !strncmp(n, ".tmp-", 5) || !strncmp(n, ".current.tmp", 12)
+           || !strncmp(n, "job.json.tmp", 12);
 }
 
 static apr_array_header_t *list_gens(apr_pool_t *p, const char *ddir, int with_tmp)
