@@ -386,6 +386,116 @@ tsl_code tsl_cert_pair_check(const tsl_cert_pair *pair, apr_pool_t *p,
     return TSL_OK;
 }
 
+/* The subject of x for error texts. */
+static const char *subject_str(apr_pool_t *p, X509 *x)
+{
+    char buf[256];
+
+    if (!X509_NAME_oneline(X509_get_subject_name(x), buf, sizeof(buf))) {
+        return "(unknown)";
+    }
+    return tsl_printable(p, buf, 255);
+}
+
+static const char *issuer_str(apr_pool_t *p, X509 *x)
+{
+    char buf[256];
+
+    if (!X509_NAME_oneline(X509_get_issuer_name(x), buf, sizeof(buf))) {
+        return "(unknown)";
+    }
+    return tsl_printable(p, buf, 255);
+}
+
+static int has_dns_san(X509 *leaf)
+{
+    GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+    int i, found = 0;
+
+    for (i = 0; gens && i < sk_GENERAL_NAME_num(gens) && !found; i++) {
+        found = sk_GENERAL_NAME_value(gens, i)->type == GEN_DNS;
+    }
+    GENERAL_NAMES_free(gens);
+    return found;
+}
+
+/* Why certificate i of chain is not issued by certificate i + 1 (or, for
+ * the last one, why it lacks its issuer), or NULL. */
+static const char *link_problem(apr_pool_t *p, STACK_OF(X509) *chain, int i)
+{
+    X509 *x = sk_X509_value(chain, i);
+    int n = sk_X509_num(chain);
+
+    if (i + 1 < n) {
+        X509 *up = sk_X509_value(chain, i + 1);
+        EVP_PKEY *key = X509_get0_pubkey(up);
+
+        if (X509_check_issued(up, x) != X509_V_OK) {
+            return apr_psprintf(p, "certificate %d of the chain (%s) is not issued by "
+                                "certificate %d (%s), but by %s", i + 1,
+                                subject_str(p, x), i + 2, subject_str(p, up),
+                                issuer_str(p, x));
+        }
+        if (!key || X509_verify(x, key) != 1) {
+            return apr_psprintf(p, "the signature of certificate %d of the chain (%s) "
+                                "does not verify with certificate %d (%s)", i + 1,
+                                subject_str(p, x), i + 2, subject_str(p, up));
+        }
+        return NULL;
+    }
+    if (n == 1 && X509_check_issued(x, x) != X509_V_OK) {
+        return apr_psprintf(p, "the chain holds only the leaf: the intermediate "
+                            "certificate that issued it (%s) is missing, and clients "
+                            "cannot verify it", issuer_str(p, x));
+    }
+    return NULL;
+}
+
+tsl_code tsl_cert_pair_check_chain(const tsl_cert_pair *pair, apr_pool_t *p,
+                                   tsl_result *res)
+{
+    STACK_OF(X509) *chain;
+    BIO *bio;
+    X509 *x;
+    const char *bad = NULL;
+    int i;
+
+    tsl_result_init(res);
+    if (!pair || !pair->chain_pem || strlen(pair->chain_pem) > INT_MAX) {
+        return tsl_result_set(res, p, TSL_ERR_INVALID, "no certificate chain to check");
+    }
+    if (!(chain = sk_X509_new_null())) {
+        return tsl_result_set(res, p, TSL_ERR_CERT, "out of memory");
+    }
+    ERR_clear_error();
+    bio = BIO_new_mem_buf(pair->chain_pem, (int)strlen(pair->chain_pem));
+    while (bio && (x = PEM_read_bio_X509(bio, NULL, no_password, NULL)) != NULL) {
+        if (!sk_X509_push(chain, x)) {
+            X509_free(x);
+            break;
+        }
+    }
+    BIO_free(bio);
+    ERR_clear_error();
+    if (sk_X509_num(chain) == 0) {
+        bad = "the chain holds no certificate";
+    }
+    else if (!has_dns_san(sk_X509_value(chain, 0))) {
+        bad = apr_psprintf(p, "the leaf (%s) has no DNS names in a subjectAltName "
+                           "(a name only in the CN is not accepted by clients)",
+                           subject_str(p, sk_X509_value(chain, 0)));
+    }
+    for (i = 0; !bad && i < sk_X509_num(chain); i++) {
+        bad = link_problem(p, chain, i);
+    }
+    sk_X509_pop_free(chain, X509_free);
+    ERR_clear_error();
+    if (bad) {
+        return tsl_result_set(res, p, TSL_ERR_CERT, "%s", bad);
+    }
+    return TSL_OK;
+}
+
 /* ---------------------------------------------------------------- files */
 
 static tsl_code read_pem_file(apr_pool_t *p, const char *fname,
@@ -503,10 +613,13 @@ tsl_code tsl_cert_fetch(tsl_client *c, apr_pool_t *p, const char *domain,
     }
     code = tsl_cert_pair_parse(p, resp->body, resp->body_len, out, res);
     if (code == TSL_OK) {
+        code = tsl_cert_pair_check_chain(*out, p, res);
+    }
+    if (code == TSL_OK) {
         code = tsl_cert_pair_check(*out, p, dom, apr_time_now(), res);
-        if (code != TSL_OK) {
-            *out = NULL;
-        }
+    }
+    if (code != TSL_OK) {
+        *out = NULL;
     }
     res->http_status = status;
     return code;

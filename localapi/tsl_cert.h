@@ -28,6 +28,12 @@ tsl_code tsl_cert_pair_check(const tsl_cert_pair *pair, apr_pool_t *p,
                              const char *domain, apr_time_t now,
                              tsl_result *res);
 
+/* Check the chain as a client will need it: each certificate issued (and
+ * signed) by the next one, a leaf alone only when it is self-issued, and the
+ * leaf's names in a subjectAltName (not only the CN). */
+tsl_code tsl_cert_pair_check_chain(const tsl_cert_pair *pair, apr_pool_t *p,
+                                   tsl_result *res);
+
 /* Load and parse key and chain PEM files (as stored on disk). */
 tsl_code tsl_cert_pair_load(apr_pool_t *p, const char *key_file,
                             const char *chain_file, tsl_cert_pair **out,
@@ -36,7 +42,8 @@ tsl_code tsl_cert_pair_load(apr_pool_t *p, const char *key_file,
 /* Fetch cert and key for domain in one request. min_validity > 0 asks
  * tailscaled to renew synchronously if the cached cert expires sooner;
  * timeout should be generous (first issuance can take a minute). The
- * result is parsed and checked with tsl_cert_pair_check() for now. */
+ * result is parsed and checked with tsl_cert_pair_check_chain() and
+ * tsl_cert_pair_check() for now. */
 tsl_code tsl_cert_fetch(tsl_client *c, apr_pool_t *p, const char *domain,
                         apr_interval_time_t min_validity,
                         apr_interval_time_t timeout, tsl_cert_pair **out,

@@ -55,6 +55,26 @@ static void fail(mdt_state *st, const mdt_error_info *ei, const char *text, int 
     st->errors++;
 }
 
+int mdt_driver_store_check(server_rec *s, const mdt_runtime *rt, mdt_state *st,
+                           const char *problem)
+{
+    if (!mdt_state_set_store_err(st, problem)) {
+        return 0;   /* logged when it appeared */
+    }
+    if (problem) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "TS02105: MDomain %s: the "
+                     "certificate store %s cannot take a new certificate: %s. httpd "
+                     "goes on with the certificate it serves; renewals are stored "
+                     "once this is fixed", st->md->name, rt->store_dir, problem);
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "TS02106: MDomain %s: the "
+                     "certificate store %s is usable again", st->md->name,
+                     rt->store_dir);
+    }
+    return 1;
+}
+
 /* After a failure: back off, never sooner than Retry-After.  now is when
  * the attempt ended (the answer arrived): Retry-After counts from the
  * answer, and a slow answer must not eat into the back-off. */
@@ -116,6 +136,9 @@ static int probe(server_rec *s, const mdt_runtime *rt, mdt_state *st,
     }
     apr_cpystrn(st->cert_domains, tsl_status_cert_domains_str(ptemp, ts),
                 sizeof(st->cert_domains));
+    apr_cpystrn(st->cert_domain_list, ts->cert_domains
+                ? apr_array_pstrcat(ptemp, ts->cert_domains, ' ') : "",
+                sizeof(st->cert_domain_list));
     apr_cpystrn(st->backend_state, ts->backend_state ? ts->backend_state : "",
                 sizeof(st->backend_state));
     if (!log) {
@@ -167,7 +190,7 @@ mdt_check_outcome mdt_driver_check(server_rec *s, const mdt_runtime *rt,
     tsl_cert_pair *pair = NULL;
     tsl_result res;
     mdt_error_info ei;
-    const char *why = NULL, *bad;
+    const char *why = NULL, *bad, *note = NULL;
     int in_window = 0;
 
     st->last_check = now;
@@ -250,12 +273,16 @@ mdt_check_outcome mdt_driver_check(server_rec *s, const mdt_runtime *rt,
         return MDT_CHECK_SAME;
     }
 
-    if ((bad = mdt_store_save(ptemp, rt->store_dir, d, pair, &saved))) {
+    if ((bad = mdt_store_save(ptemp, rt->store_dir, d, pair, &saved, &note))) {
         mdt_error_for_kind(MDT_KIND_STORE, &ei);
         fail(st, &ei, bad, 0);
         wait = schedule_retry(rt, st, apr_time_now(), -1);
         mdt_driver_log_error(s, st, ptemp, "storing the certificate", wait);
         return MDT_CHECK_FAILED;
+    }
+    if (note) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "TS02104: MDomain %s: %s",
+                     d->name, note);
     }
     mdt_store_prune(ptemp, rt->store_dir, d, st->served.gen[0] ? st->served.gen : NULL);
     mdt_state_set_cert(&st->cert, pair, saved->gen);

@@ -37,6 +37,11 @@ mdt_check_outcome mdt_driver_check(server_rec *s, const mdt_runtime *rt,
 int mdt_driver_probe(server_rec *s, const mdt_runtime *rt, mdt_state *st,
                      tsl_client *client, apr_pool_t *ptemp);
 
+/* Record the store's problem (NULL: none) in st and log when it changes;
+ * 1 when it changed. */
+int mdt_driver_store_check(server_rec *s, const mdt_runtime *rt, mdt_state *st,
+                           const char *problem);
+
 /* Log a failure recorded in st (log ID, domain, socket, text, hint). */
 void mdt_driver_log_error(server_rec *s, const mdt_state *st, apr_pool_t *p,
                           const char *what, apr_interval_time_t retry_in);

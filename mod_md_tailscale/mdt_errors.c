@@ -51,7 +51,7 @@ void mdt_error_classify(const tsl_result *res, mdt_error_info *o)
     case TSL_ERR_CERT:
         set(o, "TS02049", "bad-certificate",
             "tailscaled returned a certificate that cannot be used (key mismatch, "
-            "names or dates); the current certificate stays in use");
+            "broken chain, names or dates); the current certificate stays in use");
         return;
     case TSL_ERR_NOT_FOUND:
         set(o, "TS02084", "no-cert-support",

@@ -8,6 +8,9 @@
 #include <unistd.h>
 #include <dirent.h>
 #include <grp.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <apr_strings.h>
 #include <httpd.h>
 #include <http_log.h>
@@ -77,7 +80,7 @@ static int run(server_rec *s, const mdt_runtime *rt, const mdt_state *st,
 {
     char **argv0 = NULL, **argv;
     int n = 0, i, status = 0;
-    pid_t pid;
+    pid_t pid, helper;
     apr_time_t deadline;
 
     if (apr_tokenize_to_argv(cmdline, &argv0, p) != APR_SUCCESS || !argv0 || !argv0[0]) {
@@ -98,6 +101,7 @@ static int run(server_rec *s, const mdt_runtime *rt, const mdt_state *st,
     argv[n++] = apr_pstrdup(p, st->md->name);
     argv[n] = NULL;
 
+    helper = getpid();
     pid = fork();
     if (pid < 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, "TS02072: %s: cannot fork for %s",
@@ -115,6 +119,14 @@ static int run(server_rec *s, const mdt_runtime *rt, const mdt_state *st,
         if (drop_privileges(event) != 0) {
             _exit(126);     /* never run it with more rights than mod_md would */
         }
+#ifdef __linux__
+        /* the helper supervises it (30 s limit): a killed helper takes it
+         * along (set after the uid change, which clears it) */
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != helper) {
+            _exit(125);
+        }
+#endif
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         signal(SIGPIPE, SIG_DFL);

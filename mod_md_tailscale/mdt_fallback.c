@@ -1,5 +1,10 @@
 /* mod_md_tailscale: self-signed fallback certificate (OpenSSL). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE     /* memfd_create */
+#endif
 #include <errno.h>
+#include <unistd.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <openssl/bio.h>
@@ -138,7 +143,7 @@ const char *mdt_fallback_ensure(apr_pool_t *p, const char *store_dir,
     if ((err = generate(p, d, &key_pem, &cert_pem))) {
         return apr_psprintf(p, "fallback certificate for %s: %s", d->name, err);
     }
-    if (mkdir(fdir, 0700) != 0 && errno != EEXIST) {
+    if (access(fdir, F_OK) != 0 && mkdir(fdir, 0700) != 0 && errno != EEXIST) {
         return apr_psprintf(p, "cannot create %s: %s", fdir, strerror(errno));
     }
     /* key first: a crash in between leaves a mismatched pair, which the
@@ -147,5 +152,79 @@ const char *mdt_fallback_ensure(apr_pool_t *p, const char *store_dir,
         || (err = mdt_store_write_atomic(p, cf, cert_pem, strlen(cert_pem), 0644))) {
         return err;
     }
+    return NULL;
+}
+
+/* One memory file holding data; "/proc/self/fd/N" names it for mod_ssl. */
+static const char *memory_file(apr_pool_t *pconf, const char *name, const char *data,
+                               int *fd_out, const char **path)
+{
+#if defined(__linux__) && defined(MFD_CLOEXEC)
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    apr_size_t len = strlen(data), off = 0;
+
+    if (fd < 0) {
+        return apr_psprintf(pconf, "memfd_create: %s", strerror(errno));
+    }
+    while (off < len) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            int e = n < 0 ? errno : ENOSPC;
+            close(fd);
+            return apr_psprintf(pconf, "cannot write to memory: %s", strerror(e));
+        }
+        off += (apr_size_t)n;
+    }
+    *fd_out = fd;
+    *path = apr_psprintf(pconf, "/proc/self/fd/%d", fd);
+    return NULL;
+#else
+    (void)name; (void)data; (void)fd_out; (void)path;
+    return "no memory files on this system";
+#endif
+}
+
+static apr_status_t close_memory(void *data)
+{
+    mdt_fallback_memory *m = data;
+
+    mdt_fallback_memory_close(m);
+    return APR_SUCCESS;
+}
+
+void mdt_fallback_memory_close(mdt_fallback_memory *m)
+{
+    if (m->key_fd >= 0) {
+        close(m->key_fd);
+        m->key_fd = -1;
+    }
+    if (m->chain_fd >= 0) {
+        close(m->chain_fd);
+        m->chain_fd = -1;
+    }
+}
+
+const char *mdt_fallback_in_memory(apr_pool_t *pconf, const mdt_domain *d,
+                                   mdt_fallback_memory **out)
+{
+    mdt_fallback_memory *m = apr_pcalloc(pconf, sizeof(*m));
+    char *key_pem = NULL, *cert_pem = NULL;
+    const char *err;
+
+    m->key_fd = m->chain_fd = -1;
+    apr_pool_cleanup_register(pconf, m, close_memory, apr_pool_cleanup_null);
+    if ((err = generate(pconf, d, &key_pem, &cert_pem))
+        || (err = memory_file(pconf, "mdt-fallback-key", key_pem, &m->key_fd,
+                              &m->key_file))
+        || (err = memory_file(pconf, "mdt-fallback-chain", cert_pem, &m->chain_fd,
+                              &m->chain_file))) {
+        mdt_fallback_memory_close(m);
+        return apr_psprintf(pconf, "fallback certificate for %s in memory: %s",
+                            d->name, err);
+    }
+    *out = m;
     return NULL;
 }

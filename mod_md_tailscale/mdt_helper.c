@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
@@ -122,9 +123,8 @@ static void maybe_expiring(server_rec *s, const mdt_runtime *rt, mdt_state *st,
     if (st->served_fallback || !st->served.not_after) {
         return;
     }
-    if (st->cert.fingerprint[0] && strcmp(st->cert.fingerprint, st->served.fingerprint)
-        && st->cert.not_after > st->served.not_after) {
-        return;     /* a newer one is stored and waits for the restart */
+    if (st->restart_requested == 1) {
+        return;     /* the restart this helper asked for replaces it */
     }
     len = mdt_window_length(&ww, st->served.not_after - st->served.not_before);
     if (now < st->served.not_after - len) {
@@ -190,6 +190,8 @@ static void wait_parent_catches_graceful(const mdt_helper *h, apr_pool_t *p)
     }
 }
 
+static void helper_save(mdt_helper *h, mdt_state *st, apr_pool_t *p);
+
 static void activate(mdt_helper *h, mdt_state *st, apr_pool_t *p)
 {
     server_rec *s = h->s;
@@ -197,22 +199,70 @@ static void activate(mdt_helper *h, mdt_state *st, apr_pool_t *p)
     if (!strcmp(st->cert.fingerprint, st->served.fingerprint) || st->restart_requested) {
         return;
     }
-    if (mdt_config_auto_restart(h->rt->conf)) {
-        st->restart_requested = 1;
-        wait_parent_catches_graceful(h, p);
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "TS02032: MDomain %s: asking httpd "
-                     "(pid %ld) for a graceful restart to activate the new certificate",
-                     st->md->name, (long)h->parent);
-        if (kill(h->parent, AP_SIG_GRACEFUL) != 0) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, "TS02032: MDomain %s: cannot "
-                         "signal httpd; activate the certificate with a graceful "
-                         "restart", st->md->name);
+    if (!mdt_config_auto_restart(h->rt->conf)) {
+        if (strcmp(st->restart_fp, st->cert.fingerprint)) {
+            /* once per certificate, also across helper restarts */
+            apr_cpystrn(st->restart_fp, st->cert.fingerprint, sizeof(st->restart_fp));
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "TS02033: MDomain %s: a new "
+                         "certificate is stored; it becomes active with the next "
+                         "graceful restart (MDTailscaleAutoRestart is off)",
+                         st->md->name);
         }
+        return;
     }
-    else {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "TS02033: MDomain %s: a new "
-                     "certificate is stored; it becomes active with the next graceful "
-                     "restart (MDTailscaleAutoRestart is off)", st->md->name);
+    if (!strcmp(st->restart_fp, st->cert.fingerprint)) {
+        /* an earlier generation asked for a restart for it, and this one
+         * still does not serve it: asking again would loop (2: gave up, the
+         * served certificate stays the one to warn about) */
+        st->restart_requested = 2;
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "TS02107: MDomain %s: the stored "
+                     "certificate %s (%s) was not taken up by the graceful restart "
+                     "asked for it; httpd serves %s. Check the error log of that "
+                     "restart (mod_ssl) and restart httpd", st->md->name,
+                     st->cert.fingerprint, st->cert.gen,
+                     st->served_fallback ? "the fallback certificate"
+                                         : st->served.fingerprint);
+        return;
+    }
+    st->restart_requested = 1;
+    apr_cpystrn(st->restart_fp, st->cert.fingerprint, sizeof(st->restart_fp));
+    helper_save(h, st, p);      /* the restart ends this helper */
+    wait_parent_catches_graceful(h, p);
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "TS02032: MDomain %s: asking httpd "
+                 "(pid %ld) for a graceful restart to activate the new certificate",
+                 st->md->name, (long)h->parent);
+    if (kill(h->parent, AP_SIG_GRACEFUL) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, "TS02032: MDomain %s: cannot "
+                     "signal httpd; activate the certificate with a graceful "
+                     "restart", st->md->name);
+    }
+}
+
+/* The store against what this generation serves, at the helper's start and
+ * after every check: a usable stored certificate that is not the served one
+ * and lasts longer (or replaces the fallback) is activated, whoever stored
+ * it and whenever (a helper killed between storing and asking included). */
+static void reconcile(mdt_helper *h, mdt_state *st, apr_pool_t *p)
+{
+    const char *why;
+    mdt_stored *act = mdt_store_load(p, h->rt->store_dir, st->md, apr_time_now(), &why);
+
+    mdt_state_set_cert(&st->cert, act ? act->pair : NULL, act ? act->gen : NULL);
+    if (act && strcmp(act->pair->fingerprint, st->served.fingerprint)
+        && (st->served_fallback || act->pair->not_after > st->served.not_after)) {
+        activate(h, st, p);
+    }
+}
+
+/* Publish and write the status; the store's condition (checked as the
+ * parent checks it, the status file written or not) goes with it. */
+static void helper_save(mdt_helper *h, mdt_state *st, apr_pool_t *p)
+{
+    const char *problem = mdt_store_init(p, h->rt->store_dir);
+    const char *err = mdt_state_save(p, h->rt, st, !problem);
+
+    if (mdt_driver_store_check(h->s, h->rt, st, problem ? problem : err)) {
+        (void)mdt_state_save(p, h->rt, st, !problem);
     }
 }
 
@@ -221,8 +271,6 @@ static void helper_start_domain(mdt_helper *h, mdt_state *st, tsl_client *client
 {
     const mdt_runtime *rt = h->rt;
     apr_time_t now = apr_time_now();
-    mdt_stored *act;
-    const char *why;
 
     st->pid = (int)getpid();
     mdt_state_resume(p, rt, st);
@@ -238,8 +286,6 @@ static void helper_start_domain(mdt_helper *h, mdt_state *st, tsl_client *client
         st->obtained++;
         st->renewals += st->known_fp[0] != '\0';
     }
-    act = mdt_store_load(p, rt->store_dir, st->md, now, &why);
-    mdt_state_set_cert(&st->cert, act ? act->pair : NULL, act ? act->gen : NULL);
     if (st->served_fallback) {
         (void)mdt_driver_probe(h->s, rt, st, client, p);
     }
@@ -267,11 +313,58 @@ static void helper_start_domain(mdt_helper *h, mdt_state *st, tsl_client *client
     if (st->err_kind[0]) {
         maybe_errored(h->s, rt, st, p);
     }
-    (void)mdt_state_save(p, rt, st);
+    reconcile(h, st, p);
+    maybe_expiring(h->s, rt, st, p);
+    helper_save(h, st, p);
+}
+
+/* Wall clock against the monotonic clock, to notice the system clock being
+ * set (NTP step, a VM resumed): the schedule is wall-clock times (notAfter
+ * decides renewals), so after a jump every domain is checked at once and a
+ * 429's Retry-After, an interval, moves with the clock. */
+typedef struct clock_pair {
+    apr_time_t wall;
+    apr_time_t mono;
+} clock_pair;
+
+static apr_time_t mono_now(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
+        return 0;
+    }
+    return apr_time_from_sec((apr_time_t)ts.tv_sec) + ts.tv_nsec / 1000;
+}
+
+#define CLOCK_JUMP apr_time_from_sec(5)
+
+static void follow_clock_jump(mdt_helper *h, clock_pair *c, apr_time_t now)
+{
+    apr_time_t mono = mono_now();
+    apr_interval_time_t jump = (now - c->wall) - (mono - c->mono);
+    int i;
+
+    if (c->mono && mono && (jump > CLOCK_JUMP || jump < -CLOCK_JUMP)) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, h->s, "TS02109: the system clock "
+                     "was set %s by %" APR_TIME_T_FMT " s; checking every domain now",
+                     jump > 0 ? "forward" : "back",
+                     apr_time_sec(jump > 0 ? jump : -jump));
+        for (i = 0; i < h->rt->states->nelts; ++i) {
+            mdt_state *st = APR_ARRAY_IDX(h->rt->states, i, mdt_state *);
+            if (st->retry_after_until) {
+                st->retry_after_until += jump;
+            }
+            st->next_check = st->retry_after_until > now ? st->retry_after_until : now;
+        }
+    }
+    c->wall = now;
+    c->mono = mono;
 }
 
 static void helper_main(mdt_helper *h)
 {
+    clock_pair clock = { 0, 0 };
     mdt_runtime *rt = h->rt;
     apr_pool_t *hp, *tp;
     tsl_client **clients;
@@ -315,6 +408,7 @@ static void helper_main(mdt_helper *h)
 
         parent_gone_check(h);
         now = apr_time_now();
+        follow_clock_jump(h, &clock, now);
         for (i = 0; i < n; ++i) {
             mdt_state *st = APR_ARRAY_IDX(rt->states, i, mdt_state *);
             if (!due || st->next_check < due) {
@@ -343,11 +437,9 @@ static void helper_main(mdt_helper *h)
             else if (out == MDT_CHECK_FAILED) {
                 maybe_errored(h->s, rt, st, tp);
             }
+            reconcile(h, st, tp);
             maybe_expiring(h->s, rt, st, tp);
-            (void)mdt_state_save(tp, rt, st);
-            if (out == MDT_CHECK_NEW) {
-                activate(h, st, tp);
-            }
+            helper_save(h, st, tp);
             apr_pool_destroy(tp);
         }
     }

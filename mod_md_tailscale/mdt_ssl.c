@@ -13,6 +13,7 @@
 #include "mdt_driver.h"
 #include "mdt_fallback.h"
 #include "mdt_helper.h"
+#include "mdt_live.h"
 #include "mdt_store.h"
 #include "mdt_ssl.h"
 
@@ -34,13 +35,49 @@ static void use_stored(apr_pool_t *pconf, mdt_state *st, const mdt_stored *act)
     mdt_state_set_cert(&st->cert, act->pair, act->gen);
 }
 
+/* No usable certificate: the fallback from the store, else one held in
+ * memory (the store cannot take it: disk full, read-only). */
+static void use_fallback(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
+                         const mdt_runtime *rt, mdt_state *st, int real)
+{
+    const mdt_domain *d = st->md;
+    const char *kf, *cf, *err, *err2;
+    mdt_fallback_memory *mem = NULL;
+
+    st->served_fallback = 1;
+    if (!(err = mdt_fallback_ensure(ptemp, rt->store_dir, d, &kf, &cf))) {
+        st->key_file = apr_pstrdup(pconf, kf);
+        st->chain_file = apr_pstrdup(pconf, cf);
+        return;
+    }
+    if (!(err2 = mdt_fallback_in_memory(pconf, d, &mem))) {
+        st->key_file = mem->key_file;
+        st->chain_file = mem->chain_file;
+        st->fallback_mem = mem;
+        if (real) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "TS02102: MDomain %s: the "
+                         "store cannot hold the fallback certificate (%s); using one "
+                         "held in memory", d->name, err);
+        }
+        if (!st->store_err[0]) {
+            (void)mdt_state_set_store_err(st, err);
+        }
+        return;
+    }
+    if (real) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "TS02103: MDomain %s: no fallback "
+                     "certificate (%s; %s); mod_ssl decides what %s answers until "
+                     "the store is fixed", d->name, err, err2, d->name);
+    }
+}
+
 int mdt_ssl_prepare(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     mdt_config *c = mdt_config_get(s);
     mdt_runtime *rt;
     int real = is_real_pass(), *starts, first, i;
     apr_time_t deadline;
-    const char *err;
+    const char *store_err;
 
     if (!c || c->domains->nelts == 0) {
         return OK;
@@ -60,43 +97,57 @@ int mdt_ssl_prepare(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     rt->store_dir = mdt_config_store_dir(pconf, c);
     rt->states = apr_array_make(pconf, c->domains->nelts, sizeof(mdt_state *));
     rt->vhosts = apr_hash_make(pconf);
-    if ((err = mdt_store_init(ptemp, rt->store_dir))) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "TS02020: cannot set up the "
-                     "certificate store %s: %s (see MDTailscaleStoreDir)",
-                     rt->store_dir, err);
-        return DONE;
+    rt->live = mdt_live_create(pconf, c->domains->nelts);
+    /* A store problem never stops httpd: it starts with what the store
+     * still holds (or a fallback in memory), and the status shows it. */
+    if ((store_err = mdt_store_init(ptemp, rt->store_dir)) && real) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "TS02100: the certificate store %s "
+                     "is not usable: %s. httpd starts with the certificates still "
+                     "stored there (or a fallback certificate); none is renewed into "
+                     "it until this is fixed (see MDTailscaleStoreDir)",
+                     rt->store_dir, store_err);
     }
     deadline = apr_time_now() + mdt_config_startup_wait(c);
 
     for (i = 0; i < c->domains->nelts; ++i) {
         const mdt_domain *d = APR_ARRAY_IDX(c->domains, i, const mdt_domain *);
         mdt_state *st = mdt_state_create(pconf, d);
-        const char *why = "no certificate stored yet";
+        const char *why = "no certificate stored yet", *why_old;
         mdt_stored *act = mdt_store_load(ptemp, rt->store_dir, d, apr_time_now(), &why);
         apr_time_t now = apr_time_now();
 
         APR_ARRAY_PUSH(rt->states, mdt_state *) = st;
+        (void)mdt_state_set_store_err(st, store_err);
         st->served_fallback = 1;
         if (!act && first && now < deadline) {
-            /* tailscaled may hold the certificate already: then the first
-             * request gets it, without a restart */
-            tsl_client_options opts;
-            tsl_client *client;
-
-            tsl_client_options_default(&opts);
-            opts.timeout = deadline - now;
-            client = tsl_client_create(ptemp, d->socket, &opts);
             /* counters and events go on from the status file; this state
              * ends with this pass's pconf, the helper resumes its own */
             mdt_state_resume(ptemp, rt, st);
-            if (mdt_driver_check(s, rt, st, client, ptemp, deadline - now)
-                == MDT_CHECK_NEW) {
-                act = mdt_store_load(ptemp, rt->store_dir, d, apr_time_now(), &why);
-                st->pending_renewed = 1;
+            if (st->retry_after_until > now) {
+                /* a 429 before the stop: asking again now only prolongs it */
+                ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "TS02108: MDomain %s: "
+                             "not asking tailscaled at startup: it answered 429 (rate "
+                             "limited) and Retry-After runs until %s", d->name,
+                             mdt_time_rfc3339(ptemp, st->retry_after_until));
             }
-            /* the helper (forked in a later pass) takes over from here: the
-             * events to fire, the error, a Retry-After it must honour */
-            (void)mdt_state_save(ptemp, rt, st);
+            else {
+                /* tailscaled may hold the certificate already: then the
+                 * first request gets it, without a restart */
+                tsl_client_options opts;
+                tsl_client *client;
+
+                tsl_client_options_default(&opts);
+                opts.timeout = deadline - now;
+                client = tsl_client_create(ptemp, d->socket, &opts);
+                if (mdt_driver_check(s, rt, st, client, ptemp, deadline - now)
+                    == MDT_CHECK_NEW) {
+                    act = mdt_store_load(ptemp, rt->store_dir, d, apr_time_now(), &why);
+                    st->pending_renewed = 1;
+                }
+                /* the helper (forked in a later pass) takes over from here:
+                 * the events to fire, the error, a Retry-After it must honour */
+                (void)mdt_state_save(ptemp, rt, st, !store_err);
+            }
         }
         if (act) {
             use_stored(pconf, st, act);
@@ -107,16 +158,21 @@ int mdt_ssl_prepare(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
             }
             continue;
         }
-        {
-            const char *kf, *cf;
-            if ((err = mdt_fallback_ensure(ptemp, rt->store_dir, d, &kf, &cf))) {
-                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "TS02020: MDomain %s: %s",
-                             d->name, err);
-                return DONE;
+        if ((act = mdt_store_load(ptemp, rt->store_dir, d, 0, &why_old))) {
+            /* an expired certificate still names the site; the fallback
+             * would only answer 503 */
+            use_stored(pconf, st, act);
+            if (real) {
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "TS02101: MDomain %s: no "
+                             "valid certificate (%s); serving the last stored one, "
+                             "valid until %s (%s), until tailscaled at %s supplies a "
+                             "new one", d->name, st->err_text[0] ? st->err_text : why,
+                             mdt_time_rfc3339(ptemp, act->pair->not_after), act->gen,
+                             d->socket);
             }
-            st->key_file = apr_pstrdup(pconf, kf);
-            st->chain_file = apr_pstrdup(pconf, cf);
+            continue;
         }
+        use_fallback(pconf, ptemp, s, rt, st, real);
         if (real) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "TS02021: MDomain %s: no valid "
                          "certificate yet (%s); answering with a self-signed fallback "
@@ -139,7 +195,17 @@ int mdt_ssl_after(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     mdt_runtime *rt = mdt_runtime_get();
     int i;
 
-    if (!rt || !is_real_pass()) {
+    if (!rt) {
+        return OK;
+    }
+    for (i = 0; i < rt->states->nelts; ++i) {
+        /* mod_ssl has read them: no child inherits a memory fallback */
+        mdt_state *st = APR_ARRAY_IDX(rt->states, i, mdt_state *);
+        if (st->fallback_mem) {
+            mdt_fallback_memory_close(st->fallback_mem);
+        }
+    }
+    if (!is_real_pass()) {
         return OK;
     }
     for (i = 0; i < rt->conf->domains->nelts; ++i) {

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
+#include "mdt_live.h"
 #include "mdt_store.h"
 #include "mdt_state.h"
 
@@ -94,6 +95,15 @@ void mdt_state_clear_error(mdt_state *st)
     st->err_at = 0;
 }
 
+int mdt_state_set_store_err(mdt_state *st, const char *text)
+{
+    char before[sizeof(st->store_err)];
+
+    apr_cpystrn(before, st->store_err, sizeof(before));
+    copy_utf8(st->store_err, text ? text : "", sizeof(st->store_err));
+    return strcmp(before, st->store_err) != 0;
+}
+
 const char *mdt_state_word(const mdt_state *st, apr_time_t now)
 {
     if (st->served_fallback) {
@@ -122,6 +132,27 @@ static json_t *jcert(apr_pool_t *p, const mdt_cert_info *ci)
                      "notBefore", jtime(p, ci->not_before),
                      "notAfter", jtime(p, ci->not_after),
                      "generation", ci->gen);
+}
+
+/* tailscaled's CertDomains as a JSON array (null: not known) */
+static json_t *cert_domains_json(const mdt_state *st)
+{
+    json_t *a;
+    const char *s = st->cert_domain_list;
+
+    if (!st->cert_domains[0]) {
+        return json_null();
+    }
+    a = json_array();
+    while (*s) {
+        const char *e = strchr(s, ' ');
+        apr_size_t n = e ? (apr_size_t)(e - s) : strlen(s);
+        if (n) {
+            json_array_append_new(a, json_stringn(s, n));
+        }
+        s += n + (e != NULL);
+    }
+    return a;
 }
 
 json_t *mdt_state_to_json(apr_pool_t *p, const mdt_runtime *rt, const mdt_state *st)
@@ -167,8 +198,12 @@ json_t *mdt_state_to_json(apr_pool_t *p, const mdt_runtime *rt, const mdt_state 
         err = json_null();
     }
     json_object_set_new(o, "lastError", err);
-    json_object_set_new(o, "certDomains", st->cert_domains[0]
-                        ? json_string(st->cert_domains) : json_null());
+    json_object_set_new(o, "certDomains", cert_domains_json(st));
+    json_object_set_new(o, "storeProblem", st->store_err[0]
+                        ? json_string(st->store_err) : json_null());
+    json_object_set_new(o, "backoffSeconds",
+                        json_integer((json_int_t)apr_time_sec(st->backoff)));
+    json_object_set_new(o, "restartAskedFor", json_string(st->restart_fp));
     json_object_set_new(o, "backendState", st->backend_state[0]
                         ? json_string(st->backend_state) : json_null());
     json_object_set_new(o, "installedFingerprint", json_string(st->installed_fp));
@@ -184,18 +219,40 @@ json_t *mdt_state_to_json(apr_pool_t *p, const mdt_runtime *rt, const mdt_state 
     return o;
 }
 
-const char *mdt_state_save(apr_pool_t *p, const mdt_runtime *rt, const mdt_state *st)
+static int state_index(const mdt_runtime *rt, const mdt_state *st)
+{
+    int i;
+
+    for (i = 0; i < rt->states->nelts; ++i) {
+        if (APR_ARRAY_IDX(rt->states, i, const mdt_state *)->md == st->md) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+const char *mdt_state_save(apr_pool_t *p, const mdt_runtime *rt, const mdt_state *st,
+                           int store_ok)
 {
     json_t *o = mdt_state_to_json(p, rt, st);
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
-    const char *err;
+    const char *err = NULL;
 
     json_decref(o);
     if (!text) {
         return "cannot encode the status";
     }
-    err = mdt_store_write_atomic(p, mdt_store_status_path(p, rt->store_dir, st->md),
-                                 text, strlen(text), 0644);
+    mdt_live_put(rt->live, state_index(rt, st), text);
+    /* the job record first: it is what the next helper goes on from (never
+     * into a store refused by mdt_store_init) */
+    if (store_ok && !(err = mdt_store_domain_init(p, rt->store_dir, st->md))) {
+        err = mdt_store_write_atomic(p, mdt_store_job_path(p, rt->store_dir, st->md),
+                                     text, strlen(text), 0600);
+    }
+    if (!err) {
+        err = mdt_store_write_atomic(p, mdt_store_status_path(p, rt->store_dir, st->md),
+                                     text, strlen(text), 0644);
+    }
     free(text);
     return err;
 }
@@ -222,9 +279,22 @@ static void copy_str(json_t *o, const char *key, char *buf, apr_size_t size)
     }
 }
 
+/* The job record; the status file when there is none yet (a store written
+ * by an earlier version). */
+static json_t *load_job(apr_pool_t *p, const mdt_runtime *rt, const mdt_domain *d)
+{
+    apr_size_t len;
+    char *text = mdt_store_read(p, mdt_store_job_path(p, rt->store_dir, d),
+                                1024 * 1024, &len);
+    json_error_t jerr;
+    json_t *o = text ? json_loadb(text, len, 0, &jerr) : NULL;
+
+    return o ? o : mdt_state_load_json(p, rt, d);
+}
+
 void mdt_state_resume(apr_pool_t *p, const mdt_runtime *rt, mdt_state *st)
 {
-    json_t *o = mdt_state_load_json(p, rt, st->md);
+    json_t *o = load_job(p, rt, st->md);
     json_t *v;
 
     if (!o) {
@@ -237,6 +307,18 @@ void mdt_state_resume(apr_pool_t *p, const mdt_runtime *rt, mdt_state *st)
         st->renewals += (int)json_integer_value(v);
     }
     copy_str(o, "installedFingerprint", st->installed_fp, sizeof(st->installed_fp));
+    copy_str(o, "restartAskedFor", st->restart_fp, sizeof(st->restart_fp));
+    /* consecutive failures and the back-off go on across restarts: a
+     * graceful restart must not reset them to a fast retry */
+    if (!st->errors && json_is_integer(v = json_object_get(o, "errors"))
+        && json_integer_value(v) > 0 && json_integer_value(v) < 1000000) {
+        st->errors = (int)json_integer_value(v);
+    }
+    if (!st->backoff && json_is_integer(v = json_object_get(o, "backoffSeconds"))
+        && json_integer_value(v) > 0 && json_integer_value(v) < 86400 * 365) {
+        st->backoff = apr_time_from_sec((apr_time_t)json_integer_value(v));
+    }
+
     if (json_is_true(json_object_get(o, "pendingRenewed"))) {
         st->pending_renewed = 1;
     }

@@ -7,18 +7,42 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <mod_status.h>
+#include "mdt_live.h"
 #include "mdt_state.h"
 #include "mdt_status.h"
 
 #define HANDLER_NAME "md-tailscale-status"
 
-/* A domain's status: the helper's file, corrected by what this process
- * itself serves (right after a restart the file may still be the previous
- * helper's), or only what this process knows. */
+/* The document this generation's helper published in memory (mdt_live.h),
+ * or NULL while it has published none. */
+static json_t *live_json(apr_pool_t *p, const mdt_runtime *rt, const mdt_domain *d)
+{
+    json_error_t jerr;
+    char *text;
+    int i;
+
+    for (i = 0; rt && i < rt->states->nelts; ++i) {
+        if (APR_ARRAY_IDX(rt->states, i, const mdt_state *)->md == d) {
+            text = mdt_live_get(rt->live, i, p);
+            return text ? json_loads(text, 0, &jerr) : NULL;
+        }
+    }
+    return NULL;
+}
+
+/* A domain's status: what this generation's helper published, else the
+ * helper's file corrected by what this process itself serves (right after
+ * a restart the file may still be the previous helper's), or only what
+ * this process knows. */
 static json_t *domain_json(apr_pool_t *p, const mdt_runtime *rt, const mdt_domain *d)
 {
-    json_t *o = mdt_state_load_json(p, rt, d);
+    json_t *o = live_json(p, rt, d);
     const mdt_state *st = mdt_runtime_state(rt, d);
+
+    if (o) {
+        return o;
+    }
+    o = mdt_state_load_json(p, rt, d);
 
     if (o && st) {
         mdt_state own = *st;

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <dirent.h>
+#include <time.h>
 #include <unistd.h>
 #include <apr_strings.h>
 #include <apr_tables.h>
@@ -16,20 +17,55 @@
 #define CHAIN_FILE "pubcert.pem"
 #define CURRENT    "current"
 
-static const char *sys_err(apr_pool_t *p, const char *what, const char *path, int err)
+/* What to do about a failed system call on the store, for the log line. */
+static const char *fix_for(apr_pool_t *p, const char *path, int err)
 {
-    return apr_psprintf(p, "%s %s: %s", what, path, strerror(err));
+    switch (err) {
+    case EROFS:
+        return apr_psprintf(p, " (fix: the file system holding %s is mounted "
+                            "read-only: remount it read-write, e.g. mount -o "
+                            "remount,rw $(stat -c %%m %s), or point MDTailscaleStoreDir "
+                            "at a writable directory)", path, path);
+    case ENOSPC:
+#ifdef EDQUOT
+    case EDQUOT:
+#endif
+        return apr_psprintf(p, " (fix: free space on the file system holding %s: "
+                            "df -h %s)", path, path);
+    case EACCES:
+    case EPERM:
+        return apr_psprintf(p, " (fix: let uid %ld write there: chown %ld %s)",
+                            (long)geteuid(), (long)geteuid(), path);
+    case ENOENT:
+        return " (the store was removed: it is created again)";
+    default:
+        return "";
+    }
 }
 
-static const char *mkdir_mode(apr_pool_t *p, const char *path, mode_t mode, int enforce)
+static const char *sys_err(apr_pool_t *p, const char *what, const char *path, int err)
+{
+    return apr_psprintf(p, "%s %s: %s%s", what, path, strerror(err),
+                        fix_for(p, path, err));
+}
+
+/* Make path a directory of the store with mode, created when missing and
+ * chmod()ed only when its mode differs (a read-only store whose modes are
+ * right stays usable). */
+static const char *mkdir_mode(apr_pool_t *p, const char *path, mode_t mode)
 {
     struct stat st;
 
-    if (mkdir(path, mode) != 0 && errno != EEXIST) {
-        return sys_err(p, "cannot create directory", path, errno);
-    }
     if (lstat(path, &st) != 0) {
-        return sys_err(p, "cannot stat", path, errno);
+        if (errno != ENOENT) {
+            return sys_err(p, "cannot stat", path, errno);
+        }
+        if (mkdir(path, mode) != 0 && errno != EEXIST) {
+            return sys_err(p, "cannot create directory", path, errno);
+        }
+        if (lstat(path, &st) != 0) {
+            return sys_err(p, "cannot stat", path, errno);
+        }
     }
     if (S_ISLNK(st.st_mode)) {
         return apr_psprintf(p, "%s is a symbolic link; the store does not follow "
@@ -37,7 +73,8 @@ static const char *mkdir_mode(apr_pool_t *p, const char *path, mode_t mode, int 
                             "at the link's target)", path);
     }
     if (!S_ISDIR(st.st_mode)) {
-        return apr_psprintf(p, "%s exists but is not a directory", path);
+        return apr_psprintf(p, "%s exists but is not a directory (fix: move it away, "
+                            "mv %s %s.old)", path, path, path);
     }
     if (st.st_uid != geteuid()) {
         return apr_psprintf(p, "%s is owned by uid %ld, not by uid %ld that keeps the "
@@ -49,8 +86,8 @@ static const char *mkdir_mode(apr_pool_t *p, const char *path, mode_t mode, int 
         return apr_psprintf(p, "%s is writable by its group or by others; others could "
                             "replace its keys (fix: chmod go-w %s)", path, path);
     }
-    /* umask may have narrowed it */
-    if ((enforce || (st.st_mode & 07777) != mode) && chmod(path, mode) != 0) {
+    /* umask may have narrowed it; someone may have widened it */
+    if ((st.st_mode & 07777) != mode && chmod(path, mode) != 0) {
         return sys_err(p, "cannot set the mode of", path, errno);
     }
     return NULL;
@@ -63,7 +100,8 @@ static const char *mkdir_parents(apr_pool_t *p, const char *path)
     for (s = copy + 1; *s; ++s) {
         if (*s == '/') {
             *s = '\0';
-            if (mkdir(copy, 0755) != 0 && errno != EEXIST) {
+            if (access(copy, F_OK) != 0 && mkdir(copy, 0755) != 0
+                && errno != EEXIST) {
                 return sys_err(p, "cannot create directory", copy, errno);
             }
             *s = '/';
@@ -183,10 +221,10 @@ const char *mdt_store_init(apr_pool_t *p, const char *dir)
     const char *err;
 
     if ((err = mkdir_parents(p, dir))
-        || (err = mkdir_mode(p, dir, 0755, 0))
-        || (err = mkdir_mode(p, apr_pstrcat(p, dir, "/domains", NULL), 0700, 1))
-        || (err = mkdir_mode(p, apr_pstrcat(p, dir, "/fallback", NULL), 0700, 1))
-        || (err = mkdir_mode(p, apr_pstrcat(p, dir, "/status", NULL), 0755, 0))) {
+        || (err = mkdir_mode(p, dir, 0755))
+        || (err = mkdir_mode(p, apr_pstrcat(p, dir, "/domains", NULL), 0700))
+        || (err = mkdir_mode(p, apr_pstrcat(p, dir, "/fallback", NULL), 0700))
+        || (err = mkdir_mode(p, apr_pstrcat(p, dir, "/status", NULL), 0755))) {
         return err;
     }
     return NULL;
@@ -213,6 +251,16 @@ const char *mdt_store_fallback_dir(apr_pool_t *p, const char *dir, const mdt_dom
 const char *mdt_store_status_path(apr_pool_t *p, const char *dir, const mdt_domain *d)
 {
     return apr_pstrcat(p, dir, "/status/", mdt_store_dname(p, d->request), ".json", NULL);
+}
+
+const char *mdt_store_job_path(apr_pool_t *p, const char *dir, const mdt_domain *d)
+{
+    return apr_pstrcat(p, mdt_store_domain_dir(p, dir, d), "/job.json", NULL);
+}
+
+const char *mdt_store_domain_init(apr_pool_t *p, const char *dir, const mdt_domain *d)
+{
+    return mkdir_mode(p, mdt_store_domain_dir(p, dir, d), 0700);
 }
 
 /* ---- usability -------------------------------------------------------- */
@@ -272,7 +320,9 @@ static mdt_stored *load_gen(apr_pool_t *p, const char *ddir, const char *gen,
         *why = apr_psprintf(p, "generation %s: %s", gen, res.text);
         return NULL;
     }
-    if ((bad = mdt_store_pair_usable(p, s->pair, d, now))) {
+    /* now == 0: any dates (the last resort when none is valid any more) */
+    if ((bad = mdt_store_pair_usable(p, s->pair, d,
+                                     now ? now : s->pair->not_before))) {
         *why = apr_psprintf(p, "generation %s: %s", gen, bad);
         return NULL;
     }
@@ -282,6 +332,15 @@ static mdt_stored *load_gen(apr_pool_t *p, const char *ddir, const char *gen,
 static int is_gen_name(const char *n)
 {
     return n[0] == 'g' && strlen(n) > 1 && !strchr(n, '/');
+}
+
+/* Leftovers of a save: a generation being written, a link being made, a
+ * "current" that was not a link and was moved aside, a job record being
+ * written by a helper that was ended meanwhile. */
+static int is_leftover(const char *n)
+{
+    return !strncmp(n, ".tmp-", 5) || !strncmp(n, ".current.tmp", 12)
+           || !strncmp(n, "job.json.tmp", 12);
 }
 
 static apr_array_header_t *list_gens(apr_pool_t *p, const char *ddir, int with_tmp)
@@ -294,7 +353,7 @@ static apr_array_header_t *list_gens(apr_pool_t *p, const char *ddir, int with_t
         return a;
     }
     while ((e = readdir(dh)) != NULL) {
-        if (is_gen_name(e->d_name) || (with_tmp && !strncmp(e->d_name, ".tmp-", 5))) {
+        if (is_gen_name(e->d_name) || (with_tmp && is_leftover(e->d_name))) {
             APR_ARRAY_PUSH(a, const char *) = apr_pstrdup(p, e->d_name);
         }
     }
@@ -327,7 +386,8 @@ mdt_stored *mdt_store_load(apr_pool_t *p, const char *dir, const mdt_domain *d,
     if (cur && (s = load_gen(p, ddir, cur, d, now, &reason))) {
         return s;
     }
-    /* the active one is unusable (expired, or damaged by hand): any other? */
+    /* the active one is unusable (expired, or damaged by hand), or "current"
+     * is not a link (restored with cp -r): the best other one */
     gens = list_gens(p, ddir, 0);
     for (i = 0; i < gens->nelts; ++i) {
         const char *g = APR_ARRAY_IDX(gens, i, const char *);
@@ -347,19 +407,67 @@ mdt_stored *mdt_store_load(apr_pool_t *p, const char *dir, const mdt_domain *d,
     return best;
 }
 
+/* A "current" that is not a symbolic link (a directory restored with cp -r,
+ * a file) cannot be replaced by rename(): move it aside, where prune finds it. */
+static const char *move_aside_current(apr_pool_t *p, const char *ddir, const char *gen,
+                                      int *moved)
+{
+    const char *cur = apr_pstrcat(p, ddir, "/" CURRENT, NULL);
+    const char *aside = apr_pstrcat(p, ddir, "/.tmp-current-", gen, NULL);
+    struct stat st;
+
+    *moved = 0;
+    if (lstat(cur, &st) != 0 || S_ISLNK(st.st_mode)) {
+        return NULL;
+    }
+    if (rename(cur, aside) != 0) {
+        return sys_err(p, "cannot move aside the non-link", cur, errno);
+    }
+    *moved = 1;
+    return NULL;
+}
+
+static void remove_gen_dir(apr_pool_t *p, const char *path)
+{
+    DIR *dh = opendir(path);
+    struct dirent *e;
+
+    if (dh) {
+        while ((e = readdir(dh)) != NULL) {
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                (void)unlink(apr_pstrcat(p, path, "/", e->d_name, NULL));
+            }
+        }
+        closedir(dh);
+    }
+    if (rmdir(path) != 0 && errno == ENOTDIR) {
+        (void)unlink(path);
+    }
+}
+
 const char *mdt_store_save(apr_pool_t *p, const char *dir, const mdt_domain *d,
-                           const tsl_cert_pair *pair, mdt_stored **out)
+                           const tsl_cert_pair *pair, mdt_stored **out,
+                           const char **note)
 {
     const char *ddir = mdt_store_domain_dir(p, dir, d);
     const char *gen = apr_psprintf(p, "g%016" APR_UINT64_T_HEX_FMT,
                                    (apr_uint64_t)apr_time_now());
     const char *tmp = apr_pstrcat(p, ddir, "/.tmp-", gen, NULL);
     const char *final = apr_pstrcat(p, ddir, "/", gen, NULL);
-    const char *link_tmp = apr_pstrcat(p, ddir, "/.current.tmp", NULL);
+    /* per process and generation: two servers sharing the store never
+     * replace each other's link in the making */
+    const char *link_tmp = apr_psprintf(p, "%s/.current.tmp%ld-%s", ddir,
+                                        (long)getpid(), gen);
     const char *err;
     mdt_stored *s;
+    int moved = 0;
 
-    if ((err = mkdir_mode(p, ddir, 0700, 1))) {
+    if (note) {
+        *note = NULL;
+    }
+    /* the same checks as the parent's at every start: never store (and so
+     * never ask for a restart) into a store the parent would refuse */
+    if ((err = mdt_store_init(p, dir)) || (err = mkdir_mode(p, ddir, 0700))) {
         return err;
     }
     if (mkdir(tmp, 0700) != 0) {
@@ -369,14 +477,24 @@ const char *mdt_store_save(apr_pool_t *p, const char *dir, const mdt_domain *d,
                               strlen(pair->key_pem), 0600))
         || (err = write_new_file(p, apr_pstrcat(p, tmp, "/" CHAIN_FILE, NULL),
                                  pair->chain_pem, strlen(pair->chain_pem), 0644))) {
-        return err;     /* the .tmp- directory is removed by the next prune */
+        remove_gen_dir(p, tmp);
+        return err;
     }
     fsync_dir(tmp);
     if (rename(tmp, final) != 0) {
-        return sys_err(p, "cannot rename into", final, errno);
+        int e = errno;
+        remove_gen_dir(p, tmp);
+        return sys_err(p, "cannot rename into", final, e);
     }
     fsync_dir(ddir);
-    (void)unlink(link_tmp);
+    if ((err = move_aside_current(p, ddir, gen, &moved))) {
+        return err;
+    }
+    if (moved && note) {
+        *note = apr_psprintf(p, "%s/" CURRENT " was not a symbolic link (restored "
+                             "with cp -r?); it was moved aside to %s/.tmp-current-%s "
+                             "and replaced", ddir, ddir, gen);
+    }
     if (symlink(gen, link_tmp) != 0) {
         return sys_err(p, "cannot create", link_tmp, errno);
     }
@@ -397,21 +515,9 @@ const char *mdt_store_save(apr_pool_t *p, const char *dir, const mdt_domain *d,
     return NULL;
 }
 
-static void remove_gen_dir(apr_pool_t *p, const char *path)
-{
-    DIR *dh = opendir(path);
-    struct dirent *e;
-
-    if (dh) {
-        while ((e = readdir(dh)) != NULL) {
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                (void)unlink(apr_pstrcat(p, path, "/", e->d_name, NULL));
-            }
-        }
-        closedir(dh);
-    }
-    (void)rmdir(path);
-}
+/* Another server sharing the store may be writing one right now: only
+ * leftovers older than this are its abandoned ones. */
+#define LEFTOVER_AGE 600
 
 void mdt_store_prune(apr_pool_t *p, const char *dir, const mdt_domain *d,
                      const char *keep_gen)
@@ -419,6 +525,7 @@ void mdt_store_prune(apr_pool_t *p, const char *dir, const mdt_domain *d,
     const char *ddir = mdt_store_domain_dir(p, dir, d);
     const char *cur = current_gen(p, ddir);
     apr_array_header_t *gens = list_gens(p, ddir, 1);
+    time_t now = time(NULL);
     int i;
 
     if (!cur) {
@@ -426,9 +533,16 @@ void mdt_store_prune(apr_pool_t *p, const char *dir, const mdt_domain *d,
     }
     for (i = 0; i < gens->nelts; ++i) {
         const char *g = APR_ARRAY_IDX(gens, i, const char *);
+        const char *path = apr_pstrcat(p, ddir, "/", g, NULL);
+        struct stat st;
+
         if (!strcmp(g, cur) || (keep_gen && !strcmp(g, keep_gen))) {
             continue;
         }
-        remove_gen_dir(p, apr_pstrcat(p, ddir, "/", g, NULL));
+        if (is_leftover(g) && strncmp(g, ".tmp-current-", 13)
+            && (lstat(path, &st) != 0 || now - st.st_mtime < LEFTOVER_AGE)) {
+            continue;
+        }
+        remove_gen_dir(p, path);
     }
 }

@@ -506,8 +506,8 @@ class Emulator:
 
     def fault(self, mode, **kw):
         """Inject a fault: none, down, refuse, slow, reset, garbage, oversized,
-        http500, http429, hang, ca429, ca500.  Options: delay, retry_after,
-        endpoints=[...], count, text, body, size, status."""
+        http500, http429, hang, ca429, ca500, cabadchain.  Options: delay,
+        retry_after, endpoints=[...], count, text, body, size, status, chain."""
         return self.control("POST", "/fault", dict(kw, mode=mode))
 
     def clear_fault(self):

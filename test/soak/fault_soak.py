@@ -9,8 +9,12 @@ test run using the tailnet namespace at the same time:
         [--workers 8] [--mpm event] [--json out/soak/report.json]
 
 Timeline: a healthy warm-up, then for each fault mode (down, slow, reset,
-garbage, oversized, http500, http429) a fault phase followed by a healthy
-phase, --cycles times.  Clients (test/soak/loadgen.py, inside the tailnet
+garbage, oversized, http500, http429, and the store faults store-gw,
+store-ro, store-full, store-gone) a fault phase followed by a healthy phase,
+--cycles times (--faults picks some).  The store (mod_md_tailscale's
+MDTailscaleStoreDir) is a tmpfs mounted for the run; a store fault makes it
+group-writable, read-only, full or deleted, and httpd is restarted
+gracefully in the middle of the phase, as logrotate would.  Clients (test/soak/loadgen.py, inside the tailnet
 namespace) are the sample tailnet's nodes plus a stranger; they fetch
 protected paths (Require tailscale-user / -tag rules) and a public one, over
 HTTP and over TLS with the certificate mod_md_tailscale manages.  The
@@ -34,8 +38,12 @@ Report (stdout, and JSON with --json):
   (after warm-up) and after (final healthy phase);
 - certificates activated (TS02034 "installed and in use" lines) and whether
   the certificate served at the end verifies against the emulator's CA, is
-  valid now, and is the one tailscaled holds.
-Exit status 0 only if the three "must be 0" numbers are 0 and the final
+  valid now, and is the one tailscaled holds;
+- httpd stops (a probe every 0.5 s finds the parent gone or the plain port
+  closed): must be 0;
+- probes that got an expired certificate while the store held a valid one:
+  must be 0.
+Exit status 0 only if the "must be 0" numbers are 0 and the final
 certificate is valid.
 """
 
@@ -69,6 +77,7 @@ DOMAIN = "web1.tail1234.ts.net"
 CACHE_TTL = 2.0
 SLACK = 0.25
 FAULTS = ["down", "slow", "reset", "garbage", "oversized", "http500", "http429"]
+STORE_FAULTS = ["store-gw", "store-ro", "store-full", "store-gone"]
 
 # path -> clients the rule admits (everything under /p/ is protected)
 RULES = {
@@ -152,6 +161,63 @@ def served_cert(h, cafile):
         return None, False, str(e)
 
 
+def store_valid_fps(store):
+    """SHA-256 fingerprints of the valid certificates in the store now."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    fps = set()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for chain in Path(store, "domains", DOMAIN).glob("g*/pubcert.pem"):
+        try:
+            c = x509.load_pem_x509_certificate(chain.read_bytes())
+        except (OSError, ValueError):
+            continue
+        nb = c.not_valid_before.replace(tzinfo=datetime.timezone.utc)
+        na = c.not_valid_after.replace(tzinfo=datetime.timezone.utc)
+        if nb <= now < na:
+            fps.add(c.fingerprint(hashes.SHA256()).hex())
+    return fps
+
+
+def served_expired(h, cafile):
+    """True when the certificate served for DOMAIN fails only for its dates."""
+    fp, ok, err = served_cert(h, cafile)
+    return not ok and "expired" in str(err)
+
+
+class StoreFault:
+    """Apply and revert one store fault on the tmpfs store."""
+
+    def __init__(self, store):
+        self.store = Path(store)
+
+    def apply(self, mode):
+        if mode == "store-gw":
+            os.chmod(self.store, 0o775)
+        elif mode == "store-ro":
+            subprocess.run(["mount", "-o", "remount,ro", str(self.store)], check=True)
+        elif mode == "store-full":
+            with open(self.store / "filler", "wb") as f:
+                try:
+                    while True:
+                        f.write(b"\0" * 65536)
+                        f.flush()
+                except OSError:
+                    pass
+        elif mode == "store-gone":
+            for child in self.store.iterdir():
+                shutil.rmtree(child, ignore_errors=True)
+
+    def revert(self, mode):
+        if mode == "store-gw":
+            os.chmod(self.store, 0o755)
+        elif mode == "store-ro":
+            subprocess.run(["mount", "-o", "remount,rw", str(self.store)], check=True)
+        elif mode == "store-full":
+            (self.store / "filler").unlink()
+
+
 def main():
     ap = argparse.ArgumentParser(description="fault soak (see the module docstring)")
     ap.add_argument("--phase", type=float, default=15.0, help="seconds per phase")
@@ -159,6 +225,8 @@ def main():
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--mpm", default="event", choices=("event", "prefork", "worker"))
     ap.add_argument("--cert-lifetime", type=float, default=90.0)
+    ap.add_argument("--faults", default=",".join(FAULTS + STORE_FAULTS),
+                    help="comma-separated fault modes to cycle through")
     ap.add_argument("--json", help="write the report here as JSON")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     a = ap.parse_args()
@@ -185,6 +253,7 @@ def main():
     cleanup = contextlib.ExitStack()
     cleanup.callback(ns.destroy)
     records, windows, loadgen, samples = [], [], None, []
+    probe = {"stops": 0, "expired_while_valid_stored": 0, "probes": 0, "run": False}
     report = {}
     try:
         tn = json.loads(Path(DEFAULT_TAILNET).read_text())
@@ -198,7 +267,12 @@ def main():
                   our=["authnz_tailscale", "md_tailscale"], socket_path=emu.socket_path,
                   tailnet=True)
         cleanup.callback(h.stop, check_crashes=False)
-        (h.dir / "md").mkdir()
+        store = h.dir / "md"
+        store.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs",
+                        str(store)], check=True)
+        cleanup.callback(lambda: subprocess.run(["umount", "-l", str(store)]))
+        store_fault = StoreFault(store)
         h.write_file("secret.txt", SECRET + "\n")
         h.start()
         # the first certificate is fetched at startup; wait until it is served
@@ -207,7 +281,7 @@ def main():
             time.sleep(0.5)
         phases = [("healthy", a.phase)]
         for _ in range(a.cycles):
-            for f in FAULTS:
+            for f in a.faults.split(","):
                 phases += [(f, a.phase), ("healthy", a.phase)]
         total = sum(p[1] for p in phases) + 5
         clients = {name: v4 for name, (v4, _) in netns_lib.CLIENTS.items()}
@@ -234,6 +308,27 @@ def main():
         before = None
         samples = []
         t_start = time.time()
+        probe = {"stops": 0, "expired_while_valid_stored": 0, "probes": 0, "run": True}
+        parent = h.pid()
+
+        def prober():
+            # httpd stays up, and never serves an expired certificate while
+            # the store holds a valid one
+            down = False
+            while probe["run"]:
+                pid = h.pid()
+                gone = not pid or pid != parent or not os.path.exists(f"/proc/{pid}") \
+                    or not h._port_open(h.port)
+                if gone and not down:
+                    probe["stops"] += 1
+                down = gone
+                if store_valid_fps(store) and served_expired(h, emu.ca_pem_path) \
+                        and store_valid_fps(store):
+                    probe["expired_while_valid_stored"] += 1
+                probe["probes"] += 1
+                time.sleep(0.5)
+        pt = threading.Thread(target=prober, daemon=True)
+        pt.start()
         for i, (mode, secs) in enumerate(phases):
             if mode == "healthy":
                 print(f"[{time.strftime('%H:%M:%S')}] healthy {secs:g}s", flush=True)
@@ -245,14 +340,27 @@ def main():
             # slow: beyond AuthTailscaleTimeout.  http429: a short Retry-After;
             # with the default hour mod_md_tailscale rightly waits longer than
             # the soak's 90-second certificates live.
+            print(f"[{time.strftime('%H:%M:%S')}] fault {mode} {secs:g}s", flush=True)
+            if mode in STORE_FAULTS:
+                # not a tailscaled fault: no unhealthy window for identities
+                store_fault.apply(mode)
+                time.sleep(secs / 2)
+                try:
+                    h.graceful()
+                except Exception as e:     # counted by the prober as a stop
+                    print(f"graceful restart during {mode} failed: {e}", flush=True)
+                time.sleep(secs / 2)
+                store_fault.revert(mode)
+                continue
             kw = {"slow": {"delay": 2.5}, "http429": {"retry_after": 5}}.get(mode, {})
             emu.fault(mode, **kw)
             on = time.time()
-            print(f"[{time.strftime('%H:%M:%S')}] fault {mode} {secs:g}s", flush=True)
             time.sleep(secs)
             off = time.time()
             emu.clear_fault()
             windows.append((mode, on, off))
+        probe["run"] = False
+        pt.join(timeout=30)
         loadgen.wait(timeout=120)
         rt.join(timeout=30)
         time.sleep(2)
@@ -304,6 +412,9 @@ def main():
         "httpd_after": after,
         "httpd_samples_after_each_healthy_phase": samples,
         "certificates_activated": activations,
+        "httpd_stops": probe["stops"],
+        "probes": probe["probes"],
+        "expired_served_while_valid_stored": probe["expired_while_valid_stored"],
         "distinct_certificates_seen_by_clients": len(cert_fps),
         "final_certificate": {"sha256": fp, "verifies": verified, "not_after": not_after,
                               "held_by_tailscaled": fp in held.values() if fp else False},
@@ -318,7 +429,8 @@ def main():
         print(f"work directory kept: {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    ok = not unhealthy_served and not wrong_grants and not crashes and final_ok
+    ok = (not unhealthy_served and not wrong_grants and not crashes and final_ok
+          and not probe["stops"] and not probe["expired_while_valid_stored"])
     print("SOAK " + ("PASSED" if ok else "FAILED"))
     return 0 if ok else 1
 

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -751,6 +752,70 @@ static void test_cert(void)
     EVP_PKEY_free(ca_key); EVP_PKEY_free(leaf_key); EVP_PKEY_free(other_key); EVP_PKEY_free(rsa_key);
 }
 
+static tsl_code chain_of(const char *key, const char *chain, tsl_result *r)
+{
+    tsl_cert_pair *pair = NULL;
+    tsl_code code = parse_pair(apr_pstrcat(pool, key, chain, NULL), &pair, r);
+
+    return code != TSL_OK ? code : tsl_cert_pair_check_chain(pair, pool, r);
+}
+
+static void test_cert_chain(void)
+{
+    EVP_PKEY *root_key = gen_ec(), *inter_key = gen_ec(), *leaf_key = gen_ec();
+    EVP_PKEY *other_key = gen_ec();
+    X509 *root = make_cert(root_key, root_key, NULL, "Root", NULL, -3600, 86400 * 365, 1);
+    X509 *inter = make_cert(inter_key, root_key, root, "Intermediate", NULL, -3600,
+                            86400 * 365, 1);
+    X509 *other = make_cert(other_key, other_key, NULL, "Unrelated CA", NULL, -3600,
+                            86400 * 365, 1);
+    X509 *leaf = make_cert(leaf_key, inter_key, inter, "web1.tail1234.ts.net",
+                           "DNS:web1.tail1234.ts.net", -3600, 86400 * 90, 0);
+    X509 *cn_only = make_cert(leaf_key, inter_key, inter, "web1.tail1234.ts.net", NULL,
+                              -3600, 86400 * 90, 0);
+    /* the right names, but signed with another key: a forged issuer */
+    X509 *forged = make_cert(leaf_key, other_key, inter, "web1.tail1234.ts.net",
+                             "DNS:web1.tail1234.ts.net", -3600, 86400 * 90, 0);
+    X509 *self = make_cert(leaf_key, leaf_key, NULL, "web1.tail1234.ts.net",
+                           "DNS:web1.tail1234.ts.net", -3600, 86400, 0);
+    const char *k = key_pem(leaf_key, 1);
+    const char *leaf_s = cert_pem(leaf), *inter_s = cert_pem(inter), *root_s = cert_pem(root);
+    tsl_result r;
+
+    TU_CHECK(chain_of(k, apr_pstrcat(pool, leaf_s, inter_s, NULL), &r) == TSL_OK,
+             "chain: leaf + its intermediate");
+    TU_CHECK(chain_of(k, apr_pstrcat(pool, leaf_s, inter_s, root_s, NULL), &r) == TSL_OK,
+             "chain: leaf + intermediate + root");
+    TU_CHECK(chain_of(k, cert_pem(self), &r) == TSL_OK, "chain: a self-signed leaf alone");
+    TU_CHECK(chain_of(k, leaf_s, &r) == TSL_ERR_CERT
+             && strstr(r.text, "only the leaf") && strstr(r.text, "Intermediate"),
+             "chain: leaf without its intermediate rejected, naming the issuer");
+    TU_CHECK(chain_of(k, apr_pstrcat(pool, leaf_s, cert_pem(other), NULL), &r) == TSL_ERR_CERT
+             && strstr(r.text, "certificate 1 of the chain")
+             && strstr(r.text, "Unrelated CA"),
+             "chain: leaf followed by an unrelated CA rejected");
+    TU_CHECK(chain_of(k, apr_pstrcat(pool, leaf_s, root_s, NULL), &r) == TSL_ERR_CERT
+             && strstr(r.text, "not issued by certificate 2"),
+             "chain: leaf followed by its root, skipping the intermediate, rejected");
+    TU_CHECK(chain_of(k, apr_pstrcat(pool, leaf_s, inter_s, cert_pem(other), NULL), &r)
+             == TSL_ERR_CERT && strstr(r.text, "certificate 2 of the chain"),
+             "chain: an unrelated certificate after the intermediate rejected");
+    TU_CHECK(chain_of(k, apr_pstrcat(pool, cert_pem(forged), inter_s, NULL), &r)
+             == TSL_ERR_CERT && strstr(r.text, "signature"),
+             "chain: a leaf naming the intermediate but signed by another key rejected");
+    TU_CHECK(chain_of(k, apr_pstrcat(pool, cert_pem(cn_only), inter_s, NULL), &r)
+             == TSL_ERR_CERT && strstr(r.text, "subjectAltName"),
+             "chain: a leaf with only a CN rejected");
+    TU_CHECK(tsl_cert_pair_check_chain(NULL, pool, &r) == TSL_ERR_INVALID,
+             "chain: no pair");
+    TU_CHECK(ERR_peek_error() == 0, "chain: OpenSSL error queue left empty");
+
+    X509_free(root); X509_free(inter); X509_free(other); X509_free(leaf);
+    X509_free(cn_only); X509_free(forged); X509_free(self);
+    EVP_PKEY_free(root_key); EVP_PKEY_free(inter_key); EVP_PKEY_free(leaf_key);
+    EVP_PKEY_free(other_key);
+}
+
 /* ================================================================ transport */
 
 typedef struct fake_srv {
@@ -1245,6 +1310,7 @@ int main(void)
     test_status();
     test_header();
     test_cert();
+    test_cert_chain();
     test_transport();
 
     rmdir(tmpdir);

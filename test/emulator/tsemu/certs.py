@@ -117,8 +117,11 @@ class TestCA:
                                                      serialization.PrivateFormat.TraditionalOpenSSL,
                                                      serialization.NoEncryption()), 0o600)
 
-    def issue(self, names, lifetime):
-        """Issue a leaf for names; returns (key_pem, chain_pem)."""
+    def issue(self, names, lifetime, bad_chain=None):
+        """Issue a leaf for names; returns (key_pem, chain_pem).  bad_chain
+        (the cabadchain fault only) issues a broken one instead: "leaf-only"
+        (no intermediate), "unrelated-ca" (the leaf, then a CA that did not
+        issue it), "cn-only" (names in the CN, no subjectAltName)."""
         key = ec.generate_private_key(ec.SECP256R1())
         nb_ts = int(time.time())  # X.509 has second resolution
         nb = datetime.datetime.fromtimestamp(nb_ts, datetime.timezone.utc)
@@ -137,7 +140,11 @@ class TestCA:
                 .add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
                     x509.oid.AuthorityInformationAccessOID.CA_ISSUERS,
                     x509.UniformResourceIdentifier("http://e5.i.lencr.emulator.test/"))]), critical=False)
-                .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+                )
+        if bad_chain != "cn-only":
+            leaf = leaf.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
+                                      critical=False)
+        leaf = (leaf
                 .add_extension(x509.CertificatePolicies([x509.PolicyInformation(
                     x509.ObjectIdentifier("2.23.140.1.2.1"), None)]), critical=False)
                 .add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
@@ -149,8 +156,12 @@ class TestCA:
         key_pem = key.private_bytes(serialization.Encoding.PEM,
                                     serialization.PrivateFormat.TraditionalOpenSSL,
                                     serialization.NoEncryption())
-        chain_pem = leaf.public_bytes(serialization.Encoding.PEM) + self.inter_pem
-        return key_pem, chain_pem
+        leaf_pem = leaf.public_bytes(serialization.Encoding.PEM)
+        if bad_chain == "leaf-only":
+            return key_pem, leaf_pem
+        if bad_chain == "unrelated-ca":
+            return key_pem, leaf_pem + self.root.public_bytes(serialization.Encoding.PEM)
+        return key_pem, leaf_pem + self.inter_pem
 
 
 def _fake_sct_list_extension():
@@ -353,17 +364,18 @@ class CertStore:
             if entry is not None and not self._should_renew(sk, now, entry, min_validity_ns):
                 return entry
             gen = self.generation
-            fault = self.emu.faults.take("cert", ("ca429", "ca500"))
+            fault = self.emu.faults.take("cert", ("ca429", "ca500", "cabadchain"))
             tn = self.emu.tailnet
             # The ACME round trips take time; a first issuance blocks the caller.
             if self.emu.stopping.wait(tn.issue_delay):
                 raise CertError("tailscaled is shutting down")
-            if fault is not None:
+            bad_chain = fault.get("chain") if fault and fault["mode"] == "cabadchain" else None
+            if fault is not None and bad_chain is None:
                 err = self.emu.faults.error_for("cert", fault, names[0])
                 with self.lock:
                     self.last_error[sk] = err.text
                 raise err
-            key_pem, chain_pem = self.ca.issue(names, tn.cert_lifetime)
+            key_pem, chain_pem = self.ca.issue(names, tn.cert_lifetime, bad_chain)
             entry = CertEntry(sk, key_pem, chain_pem)
             with self.lock:
                 if gen != self.generation:

@@ -7,7 +7,8 @@ from .certs import CertError
 
 
 FAULT_MODES = ("none", "down", "refuse", "slow", "reset", "garbage", "oversized",
-               "http500", "http429", "hang", "ca429", "ca500")
+               "http500", "http429", "hang", "ca429", "ca500", "cabadchain")
+BAD_CHAINS = ("leaf-only", "unrelated-ca", "cn-only")
 CONN_FAULTS = ("slow", "reset", "hang")
 RESPONSE_FAULTS = ("garbage", "oversized", "http500", "http429")
 
@@ -30,7 +31,10 @@ class Faults:
              "text": cfg.get("text"),
              "body": cfg.get("body"),
              "size": int(cfg.get("size", 16 << 20)),
-             "status": int(cfg.get("status", 200))}
+             "status": int(cfg.get("status", 200)),
+             "chain": cfg.get("chain", "leaf-only")}
+        if mode == "cabadchain" and c["chain"] not in BAD_CHAINS:
+            raise ValueError("unknown chain %r; want one of %s" % (c["chain"], ", ".join(BAD_CHAINS)))
         with self.lock:
             self.cfg = c
         return c
