@@ -303,6 +303,9 @@ def test_check_and_cert_404_get_their_own_hint(not_found_socket):
     assert "not a node of this tailnet" not in out and "socket is tailscaled's" in out
 
 
-def test_whois_404_keeps_the_whois_message(not_found_socket):
+def test_whois_404_from_another_program_is_an_error(not_found_socket):
+    # Only tailscaled's own "no match for IP:port" says "not a node"; another
+    # program's 404 says nothing about the address.
     rc, out, _ = run(not_found_socket, "whois", "100.101.102.103")
-    assert rc == 1 and "TS03011" in out and "not a node of this tailnet" in out
+    assert "TS03011" not in out and "not a node of this tailnet" not in out, out
+    assert rc != 0 and "TS03012" in out and "not another program's" in out, out
