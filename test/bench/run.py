@@ -50,6 +50,7 @@ from lib.emulator import Emulator  # noqa: E402
 import lib.httpd  # noqa: E402
 from lib.httpd import Httpd, module_path  # noqa: E402
 from lib import staging  # noqa: E402
+from lib.netns import _ip  # noqa: E402
 from lib.netns import (SERVER_V4, TailnetNamespace, pick_subnet, subnet_addrs,  # noqa: E402
                        subnet_nets)
 
@@ -793,6 +794,35 @@ class Bench:
                 "status": [a["status"], b["status"]], "whois": whois,
                 "rps": (a["requests"] + b["requests"]) / max(0.001, a["elapsed"] + b["elapsed"])}
 
+    # -- public clients (issue 23) ----------------------------------------
+    def public(self):
+        """1,000 new-connection requests from a public address (TEST-NET-3,
+        added to the namespace) to the tailscale-user location: the whois
+        calls they cost.  Such an address can never be a tailnet peer."""
+        src = f"203.0.113.{os.getpid() % 250 + 1}"
+        _ip("addr", "add", f"{src}/32", "dev", self.ns.ns_if, ns=self.ns.ns)
+        _ip("route", "add", f"{src}/32", "dev", self.ns.host_if)
+        try:
+            self.emu.reset_counters()
+            res = run_loadgen(self.loadgen, ["--connect", f"{SERVER_V4}:{self.httpd.ts_port}",
+                                             "--src", src, "--path", "/user/bench.html",
+                                             "--expect", "403", "--concurrency", "8",
+                                             "--requests", "1000", "--duration", "300"],
+                              ns=self.ns, timeout=360)
+            whois = self.emu.counters()["by_endpoint"].get("whois", 0)
+        finally:
+            _ip("route", "del", f"{src}/32", "dev", self.ns.host_if, check=False)
+            _ip("addr", "del", f"{src}/32", "dev", self.ns.ns_if, ns=self.ns.ns, check=False)
+        per_1000 = 1000.0 * whois / max(1, res["requests"])
+        self.results["public"] = {"requests": res["requests"], "errors": res["errors"],
+                                  "whois": whois, "per_1000": per_1000}
+        log(f"public: {res['requests']} requests from {src}, {res['errors']} errors, "
+            f"{whois} whois")
+        self.notes.append(f"Public clients: {per_1000:.0f} whois per 1,000 new-connection "
+                          f"requests from a public address to /user/ ({res['requests']} "
+                          f"requests, {res['errors']} not 403); fe4265f asked once per "
+                          f"connection")
+
     # -- instructions per request (callgrind): noise-free cost -----------
     def callgrind(self):
         """Instructions executed by a single-process httpd (apache2 -X under
@@ -1220,7 +1250,7 @@ def main():
     ap.add_argument("--cache-size2", type=int, help="second AuthTailscaleCacheSize (default 4000, quick 2000)")
     ap.add_argument("--cert-reps", type=int, help="start-ups per variant (default 5, quick 3)")
     ap.add_argument("--only", help="comma list of: keepalive,newconn,ab,http2,callgrind,emulator,"
-                                   "cert,memory,hang")
+                                   "cert,memory,hang,public")
     ap.add_argument("--json", help="also write the raw results to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--cg-requests", type=int, help="requests per row under callgrind (default 2000, quick 600)")
@@ -1262,7 +1292,8 @@ def main():
     except FileNotFoundError as e:
         sys.exit(str(e))
     ensure_tools()
-    only = set((a.only or "keepalive,newconn,ab,http2,callgrind,emulator,cert,memory,hang").split(","))
+    only = set((a.only or "keepalive,newconn,ab,http2,callgrind,emulator,cert,memory,hang,public")
+               .split(","))
     vers = versions()
     settings = {"connections": a.connections, "duration": a.duration, "rounds": a.rounds,
                 "h2_connections": a.h2_connections, "h2_streams": a.h2_streams, "mpm": "event",
@@ -1281,7 +1312,7 @@ def main():
             return
         steps = [("keepalive", b.keepalive), ("newconn", b.newconn), ("ab", b.ab_crosscheck),
                  ("http2", b.http2), ("callgrind", b.callgrind), ("emulator", b.emulator), ("cert", b.cert_startup),
-                 ("memory", b.memory), ("hang", b.hang)]
+                 ("memory", b.memory), ("hang", b.hang), ("public", b.public)]
         for name, fn in steps:
             if name in only:
                 log(f"== {name}")
