@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from conftest import sample_tailnet
 from lib.emulator import PYTHON, Emulator, EmulatorError, localapi_request, staged_program
+from lib import pki
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tsemu.gocompat import go_parse_duration, go_quote_list  # noqa: E402  (unit-tested below)
@@ -632,7 +633,8 @@ def test_cert_chain_verifies_against_emulator_ca(emulator):
     key = serialization.load_pem_private_key(key_pem, None)
     assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1"
     assert key.public_key().public_numbers() == leaf.public_key().public_numbers()
-    assert leaf.not_valid_after - leaf.not_valid_before == __import__("datetime").timedelta(days=90)
+    not_before, not_after = pki.validity(leaf)
+    assert not_after - not_before == __import__("datetime").timedelta(days=90)
 
 
 def test_cert_type_variants(emulator):

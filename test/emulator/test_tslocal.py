@@ -1,35 +1,23 @@
 """Cross-check: the emulator's status, whois and cert answers must parse in
 a LocalAPI client nobody here wrote.  The npm package tslocal is a port of
 Tailscale's Go client (client/local) whose zod schemas follow the Go types;
-it is installed into a temporary directory when npm and node are present
-(and the registry answers), else the test skips."""
+build/setup installs it (build/npm/package.json, test/lib/outside.py)."""
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from lib import outside
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "tslocal_check.mjs"
 
 
 @pytest.fixture(scope="module")
-def tslocal(tmp_path_factory):
-    npm, node = shutil.which("npm"), shutil.which("node")
-    if not npm or not node:
-        pytest.skip("npm/node not installed")
-    d = tmp_path_factory.mktemp("tslocal")
-    try:
-        p = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error",
-                            "--prefix", str(d), "tslocal"],
-                           capture_output=True, text=True, timeout=180)
-    except subprocess.TimeoutExpired:
-        pytest.skip("npm install tslocal timed out")
-    if p.returncode != 0 or not (d / "node_modules" / "tslocal").is_dir():
-        pytest.skip(f"npm install tslocal failed: {p.stderr.strip()[-300:]}")
-    return node, d / "node_modules"
+def tslocal():
+    return outside.npm_package("tslocal")
 
 
 def test_tslocal_parses_status_whois_and_cert_pair(tslocal, emulator):

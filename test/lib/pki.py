@@ -2,7 +2,10 @@
 
 One CA and one server certificate covering 127.0.0.1, ::1, localhost,
 100.100.0.1, fd7a:115c:a1e0::1 and web1.tail1234.ts.net, made once per test
-process in a private temporary directory.
+process in a private temporary directory.  Both carry the extensions a
+public CA's certificates do (basicConstraints, keyUsage, SKI, AKI; the
+server's also extendedKeyUsage and SAN), so clients that verify strictly
+(OpenSSL's X509_STRICT, Python 3.13's default context) accept them.
 """
 
 import atexit
@@ -15,7 +18,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _PKI = None
 
@@ -39,6 +42,23 @@ def _write_key(path, key):
     path.chmod(0o600)
 
 
+def validity(cert):
+    """(not_before, not_after) of an x509 certificate as aware UTC datetimes:
+    the _utc properties where cryptography has them (42 and later, whose
+    naive ones are deprecated), else the naive ones (bookworm's 38) in UTC."""
+    if hasattr(cert, "not_valid_after_utc"):
+        return cert.not_valid_before_utc, cert.not_valid_after_utc
+    utc = datetime.timezone.utc
+    return cert.not_valid_before.replace(tzinfo=utc), cert.not_valid_after.replace(tzinfo=utc)
+
+
+def _key_usage(digital_signature=False, cert_sign=False):
+    return x509.KeyUsage(digital_signature=digital_signature, content_commitment=False,
+                         key_encipherment=False, data_encipherment=False,
+                         key_agreement=False, key_cert_sign=cert_sign, crl_sign=cert_sign,
+                         encipher_only=False, decipher_only=False)
+
+
 def test_pki():
     """The process-wide test PKI, created on first use."""
     global _PKI
@@ -48,6 +68,8 @@ def test_pki():
     atexit.register(shutil.rmtree, d, True)
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    ca_aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski)
     ca = (x509.CertificateBuilder()
           .subject_name(_name("mod_tailscale test CA"))
           .issuer_name(_name("mod_tailscale test CA"))
@@ -56,6 +78,9 @@ def test_pki():
           .not_valid_before(now - datetime.timedelta(days=1))
           .not_valid_after(now + datetime.timedelta(days=30))
           .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(_key_usage(digital_signature=True, cert_sign=True), critical=True)
+          .add_extension(ca_ski, critical=False)
+          .add_extension(ca_aki, critical=False)
           .sign(ca_key, hashes.SHA256()))
     key = ec.generate_private_key(ec.SECP256R1())
     sans = [x509.DNSName("localhost"), x509.DNSName("web1.tail1234.ts.net"),
@@ -70,6 +95,13 @@ def test_pki():
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1))
             .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_key_usage(digital_signature=True), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .add_extension(ca_aki, critical=False)
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .sign(ca_key, hashes.SHA256()))
     pki = TestPKI(d)

@@ -203,8 +203,12 @@ class CertEntry:
         self.key_pem = key_pem
         self.chain_pem = chain_pem
         self.leaf = x509.load_pem_x509_certificate(chain_pem)
-        self.not_before = self.leaf.not_valid_before.replace(tzinfo=datetime.timezone.utc).timestamp()
-        self.not_after = self.leaf.not_valid_after.replace(tzinfo=datetime.timezone.utc).timestamp()
+        if hasattr(self.leaf, "not_valid_after_utc"):    # cryptography 42 and later
+            nb, na = self.leaf.not_valid_before_utc, self.leaf.not_valid_after_utc
+        else:                                            # naive UTC (bookworm's 38)
+            nb = self.leaf.not_valid_before.replace(tzinfo=datetime.timezone.utc)
+            na = self.leaf.not_valid_after.replace(tzinfo=datetime.timezone.utc)
+        self.not_before, self.not_after = nb.timestamp(), na.timestamp()
 
     def valid_at(self, now):
         # x509 verification: invalid before NotBefore and after NotAfter.
