@@ -8,10 +8,11 @@
  *   8  8  stamp: when tailscaled answered ('I', 'N'); end of the wait ('P')
  *  16  4  pid of the asking process ('P'), else 0
  *  20  4  payload length L
- *  24  K  the key the entry was stored under
- *  24+K L payload: for 'I' the identity as compact whois-shaped JSON (read
+ *  24  4  FNV-1a checksum of every other byte (memory corrupted in place)
+ *  28  K  the key the entry was stored under
+ *  28+K L payload: for 'I' the identity as compact whois-shaped JSON (read
  *         back by tsl_identity_parse, the parser of tailscaled's answers)
- * The entry is exactly 24+K+L bytes long.
+ * The entry is exactly 28+K+L bytes long.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,8 @@
 
 #include "azt_entry.h"
 
-#define HEAD 24
+#define HEAD 28
+#define SUM_AT 24
 #define MAGIC "TSLI"
 
 static void put_be(unsigned char *o, apr_uint64_t v, int n)
@@ -42,6 +44,19 @@ static apr_uint64_t get_be(const unsigned char *s, int n)
         v = (v << 8) | s[i];
     }
     return v;
+}
+
+static apr_uint32_t checksum(const unsigned char *b, apr_size_t len)
+{
+    apr_uint32_t h = 2166136261u;
+    apr_size_t i;
+
+    for (i = 0; i < len; i++) {
+        if (i < SUM_AT || i >= SUM_AT + 4) {
+            h = (h ^ b[i]) * 16777619u;
+        }
+    }
+    return h;
 }
 
 static const unsigned char *encode(apr_pool_t *p, const char *key, char kind,
@@ -67,6 +82,7 @@ static const unsigned char *encode(apr_pool_t *p, const char *key, char kind,
     if (plen) {
         memcpy(b + HEAD + klen, payload, plen);
     }
+    put_be(b + SUM_AT, checksum(b, *len), 4);
     return b;
 }
 
@@ -81,23 +97,21 @@ static json_t *strings(const apr_array_header_t *a)
     return arr;
 }
 
-/* The identity as the whois answer that parses back into it. */
-static char *identity_json(apr_pool_t *p, const tsl_identity *id)
+/* The identity as the whois answer that parses back into it; CapMap is
+ * spliced in as the text tailscaled sent (compacted), so that numbers keep
+ * their spelling (1.10 stays 1.10 in exported capabilities). */
+static const char *identity_json(apr_pool_t *p, const tsl_identity *id)
 {
-    json_t *root, *node, *up, *capmap = NULL;
-    char *out;
+    json_t *root, *node, *up;
+    char *text;
+    const char *out = NULL;
+    size_t n;
 
-    if (id->capmap_json) {
-        capmap = json_loads(id->capmap_json, 0, NULL);
-        if (!capmap) {
-            return NULL;
-        }
-    }
     node = json_pack("{s:I, s:s, s:s, s:s, s:i}",
                      "ID", (json_int_t)id->node_id,
                      "StableID", id->node_stable_id ? id->node_stable_id : "",
                      "Name", apr_pstrcat(p, id->node_name, ".", NULL),
-                     "ComputedName", id->node_short ? id->node_short : "",
+                     "ComputedName", id->node_short,
                      "Sharer", id->is_shared_in ? 1 : 0);
     up = json_pack("{s:I, s:s, s:s, s:s}",
                    "ID", (json_int_t)id->user_id,
@@ -107,7 +121,6 @@ static char *identity_json(apr_pool_t *p, const tsl_identity *id)
     if (!node || !up) {
         json_decref(node);
         json_decref(up);
-        json_decref(capmap);
         return NULL;
     }
     json_object_set_new(node, "Tags", strings(id->tags));
@@ -116,9 +129,13 @@ static char *identity_json(apr_pool_t *p, const tsl_identity *id)
     root = json_object();
     json_object_set_new(root, "Node", node);
     json_object_set_new(root, "UserProfile", up);
-    json_object_set_new(root, "CapMap", capmap ? capmap : json_null());
-    out = json_dumps(root, JSON_COMPACT);
+    text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
+    if (text && (n = strlen(text)) > 1 && text[n - 1] == '}') {
+        out = apr_pstrcat(p, apr_pstrmemdup(p, text, n - 1), ",\"CapMap\":",
+                          id->capmap_json ? id->capmap_json : "null", "}", NULL);
+    }
+    free(text);
     return out;
 }
 
@@ -126,8 +143,7 @@ const unsigned char *azt_entry_encode_answer(apr_pool_t *p, const char *key, tsl
                                              const tsl_identity *id, apr_time_t fetched,
                                              apr_size_t *len)
 {
-    const unsigned char *b;
-    char *json;
+    const char *json;
 
     if (code == TSL_ERR_NOT_FOUND) {
         return encode(p, key, 'N', fetched, 0, NULL, 0, len);
@@ -142,9 +158,7 @@ const unsigned char *azt_entry_encode_answer(apr_pool_t *p, const char *key, tsl
     if (!json) {
         return NULL;
     }
-    b = encode(p, key, 'I', fetched, 0, json, strlen(json), len);
-    free(json);
-    return b;
+    return encode(p, key, 'I', fetched, 0, json, strlen(json), len);
 }
 
 const unsigned char *azt_entry_encode_pending(apr_pool_t *p, const char *key,
@@ -182,6 +196,10 @@ azt_entry_kind azt_entry_decode(apr_pool_t *p, const char *key, const unsigned c
     t = (apr_int64_t)get_be(data + 8, 8);
     if (elen != klen || len - HEAD < elen || len - HEAD - elen != plen) {
         *why = "lengths do not add up";
+        return AZT_ENTRY_BAD;
+    }
+    if ((apr_uint32_t)get_be(data + SUM_AT, 4) != checksum(data, len)) {
+        *why = "checksum mismatch (corrupt)";
         return AZT_ENTRY_BAD;
     }
     if (memcmp(data + HEAD, key, klen) != 0) {
