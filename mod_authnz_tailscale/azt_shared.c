@@ -222,6 +222,24 @@ const char *azt_shared_name(const azt_shared *sh)
     return sh->name;
 }
 
+/* The provider's id for key: a hash of it in front.  shmcb picks the part
+ * of its memory an entry goes to from the id's first byte, and every key
+ * starts with the socket path; the hash spreads them (the entry itself
+ * names its key, so two keys with one hash are told apart on read).  Hex
+ * text, which every provider takes (memcache keys are text). */
+#define ID_PREFIX 9
+static const unsigned char *cache_id(apr_pool_t *p, const char *key, unsigned int *len)
+{
+    apr_uint32_t h = 2166136261u;
+    const unsigned char *k;
+
+    for (k = (const unsigned char *)key; *k; k++) {
+        h = (h ^ *k) * 16777619u;
+    }
+    *len = (unsigned int)(ID_PREFIX + strlen(key));
+    return (const unsigned char *)apr_psprintf(p, "%08x|%s", h, key);
+}
+
 static int lock(azt_shared *sh)
 {
     return !sh->mutex || apr_global_mutex_lock(sh->mutex) == APR_SUCCESS;
@@ -242,6 +260,8 @@ static azt_entry_kind read_entry(azt_shared *sh, const char *key, apr_pool_t *p,
     /* one more: some providers want room to spare */
     unsigned int len = AZT_ENTRY_MAX + 1;
     unsigned char *buf = apr_palloc(tmp, len);
+    unsigned int idlen;
+    const unsigned char *cid = cache_id(tmp, key, &idlen);
     apr_status_t rv;
     azt_entry_kind kind;
 
@@ -250,8 +270,7 @@ static azt_entry_kind read_entry(azt_shared *sh, const char *key, apr_pool_t *p,
     if (!lock(sh)) {
         return AZT_ENTRY_BAD;
     }
-    rv = sh->provider->retrieve(sh->instance, sh->s, (const unsigned char *)key,
-                                (unsigned int)strlen(key), buf, &len, tmp);
+    rv = sh->provider->retrieve(sh->instance, sh->s, cid, idlen, buf, &len, tmp);
     unlock(sh);
     if (rv != APR_SUCCESS) {
         return AZT_ENTRY_BAD;
@@ -271,11 +290,12 @@ static void store(azt_shared *sh, const char *key, apr_time_t expiry,
                   const unsigned char *data, apr_size_t len, apr_pool_t *tmp)
 {
     apr_status_t rv = APR_EGENERAL;
+    unsigned int idlen;
+    const unsigned char *cid = cache_id(tmp, key, &idlen);
 
     if (lock(sh)) {
-        rv = sh->provider->store(sh->instance, sh->s, (const unsigned char *)key,
-                                 (unsigned int)strlen(key), expiry, (unsigned char *)data,
-                                 (unsigned int)len, tmp);
+        rv = sh->provider->store(sh->instance, sh->s, cid, idlen, expiry,
+                                 (unsigned char *)data, (unsigned int)len, tmp);
         unlock(sh);
     }
     if (rv != APR_SUCCESS) {
@@ -360,7 +380,8 @@ void azt_shared_put(azt_shared *sh, const char *key, tsl_code code,
 void azt_shared_release(azt_shared *sh, const char *key)
 {
     unsigned char *buf;
-    unsigned int len;
+    const unsigned char *cid;
+    unsigned int len, idlen;
     apr_uint32_t pid = 0;
     apr_time_t stamp;
     tsl_identity *id;
@@ -374,14 +395,13 @@ void azt_shared_release(azt_shared *sh, const char *key)
     apr_pool_create(&tmp, NULL);
     len = 64 + (unsigned int)strlen(key);
     buf = apr_palloc(tmp, len);
+    cid = cache_id(tmp, key, &idlen);
     /* A marker is short: anything that does not fit is an answer, kept. */
-    if (sh->provider->retrieve(sh->instance, sh->s, (const unsigned char *)key,
-                               (unsigned int)strlen(key), buf, &len, tmp) == APR_SUCCESS
+    if (sh->provider->retrieve(sh->instance, sh->s, cid, idlen, buf, &len, tmp) == APR_SUCCESS
         && azt_entry_decode(tmp, key, buf, len, &code, &id, &stamp, &pid, &why)
            == AZT_ENTRY_PENDING
         && pid == (apr_uint32_t)getpid()) {
-        sh->provider->remove(sh->instance, sh->s, (const unsigned char *)key,
-                             (unsigned int)strlen(key), tmp);
+        sh->provider->remove(sh->instance, sh->s, cid, idlen, tmp);
     }
     unlock(sh);
     apr_pool_destroy(tmp);
@@ -398,12 +418,16 @@ static apr_status_t count_one(ap_socache_instance_t *instance, server_rec *s, vo
                               apr_pool_t *pool)
 {
     count_ctx *cc = userctx;
-    const char *key = apr_pstrmemdup(cc->tmp, (const char *)id, idlen), *why;
+    const char *key, *why;
     apr_uint32_t pid;
     apr_time_t stamp;
     tsl_identity *ident;
     tsl_code code;
 
+    if (idlen <= ID_PREFIX) {
+        return APR_SUCCESS;
+    }
+    key = apr_pstrmemdup(cc->tmp, (const char *)id + ID_PREFIX, idlen - ID_PREFIX);
     if (azt_entry_decode(cc->tmp, key, data, datalen, &code, &ident, &stamp, &pid, &why)
         == AZT_ENTRY_ANSWER) {
         cc->answers++;

@@ -164,6 +164,7 @@ int main(void)
 
     id = parse(USER_JSON);
     b = azt_entry_encode_answer(pool, KEY, TSL_OK, id, 99, &len);
+    printf("# a user's entry with three capabilities: %lu bytes\n", (unsigned long)len);
     never_from_damage(b, len, "identity");
     TU_CHECK(azt_entry_decode(pool, KEY "x", b, len, &code, &back, &stamp, &pid, &why)
              == AZT_ENTRY_BAD && !back && strstr(why, "length"),
