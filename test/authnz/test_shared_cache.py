@@ -288,3 +288,32 @@ def test_a_damaged_shared_entry_is_a_miss_never_an_identity(make_site, mpm, dama
     assert seen == {"alice@example.com"}, seen
     assert int(status(site)["TailscaleSharedCacheUnreadable"]) >= 1
     assert len(whois_by_node(site.emulator)[ip_of("laptop")]) >= 1
+
+
+@pytest.mark.parametrize("line,needle", [
+    ("AuthTailscaleCache nosuch", "'nosuch' is not a loaded mod_socache provider"),
+    ("AuthTailscaleCache shmcb:/tmp/x(12", "AuthTailscaleCache: shmcb:/tmp/x(12"),
+    ("<VirtualHost 127.0.0.1:@PORT2@>\nAuthTailscaleCache none\n</VirtualHost>",
+     "cannot occur within <VirtualHost> section"),
+])
+def test_a_bad_cache_directive_fails_configtest(make_httpd, tmp_dir, line, needle):
+    h = make_httpd(line, start=False, modules=["socache_shmcb"],
+                   socket_path=str(tmp_dir / "none.sock"))
+    rc, out = h.configtest()
+    assert rc != 0, out
+    assert needle in out, out
+
+
+def test_without_shmcb_answers_stay_per_process_and_the_server_says_so(make_httpd):
+    h = make_httpd(STATUS_AND_PIDS.replace("@DIR@/logs/pid.log", "/dev/null"),
+                   modules=["status"])
+    assert "TS01070" in h.error_log()
+    _, _, body = rawhttp.request("127.0.0.1", h.port, "/server-status?auto")
+    assert "TailscaleSharedCache: none" in body
+    assert "TailscaleSharedCacheEntries" not in body
+
+
+def test_cache_none_is_quiet(make_httpd):
+    h = make_httpd("AuthTailscaleCache none\n" + STATUS_AND_PIDS.replace(
+        "@DIR@/logs/pid.log", "/dev/null"), modules=["status"])
+    assert "TS01070" not in h.error_log()
