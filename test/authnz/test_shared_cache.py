@@ -317,3 +317,21 @@ def test_cache_none_is_quiet(make_httpd):
     h = make_httpd("AuthTailscaleCache none\n" + STATUS_AND_PIDS.replace(
         "@DIR@/logs/pid.log", "/dev/null"), modules=["status"])
     assert "TS01070" not in h.error_log()
+
+
+@pytest.mark.parametrize("mpm", MPMS)
+def test_a_graceful_restart_shares_through_the_new_generations_cache(make_site, mpm):
+    site = start_site(make_site, mpm, "AuthTailscaleCacheTimeout 60")
+    assert {c for _, c, _ in burst(site, ["laptop", "phone"], per=8)} == {200}
+    site.httpd.graceful()
+    deadline = time.time() + 20
+    while len(child_pids(site.httpd)) < EXPECTED_PROCESSES[mpm] and time.time() < deadline:
+        time.sleep(0.2)
+    site.emulator.reset_counters()
+    results = burst(site, ["laptop", "phone"], per=16)
+    assert {c for _, c, _ in results} == {200}, results
+    asked = whois_by_node(site.emulator)
+    for name in ("laptop", "phone"):
+        assert len(asked[ip_of(name)]) <= 2, (name, dict(asked))
+    assert status(site)["TailscaleSharedCache"] == "shmcb"
+    assert "TS0107" not in site.httpd.error_log().replace("TS01077", "")
