@@ -34,6 +34,7 @@ struct azt_cache {
     int count;                        /* entries in the map */
     int held;                         /* dead entries still referenced */
     int closed;                       /* the creating pool is gone */
+    azt_shared *shared;               /* the level behind this one, or NULL */
 };
 
 /* The cache and everything in it; call without c->mutex held, when nothing
@@ -99,7 +100,7 @@ static apr_status_t cache_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-azt_cache *azt_cache_create(apr_pool_t *p, int max_entries)
+azt_cache *azt_cache_create(apr_pool_t *p, int max_entries, azt_shared *shared)
 {
     apr_allocator_t *alloc;
     apr_pool_t *cp;
@@ -115,6 +116,7 @@ azt_cache *azt_cache_create(apr_pool_t *p, int max_entries)
     c = apr_pcalloc(cp, sizeof(*c));
     c->pool = cp;
     c->max_entries = max_entries;
+    c->shared = shared;
     apr_thread_mutex_create(&c->mutex, APR_THREAD_MUTEX_DEFAULT, cp);
     apr_thread_cond_create(&c->cond, cp);
     c->map = apr_hash_make(cp);
@@ -145,10 +147,59 @@ static void make_room(azt_cache *c)
     }
 }
 
-azt_cache_outcome azt_cache_get(azt_cache *c, const char *key, apr_time_t now,
-                                apr_interval_time_t wait_max, apr_interval_time_t ttl,
-                                apr_interval_time_t negative_ttl, apr_pool_t *p,
-                                tsl_code *code, tsl_identity **id, apr_time_t *fetched)
+int azt_cache_fresh(tsl_code code, apr_time_t fetched, apr_time_t now,
+                    apr_interval_time_t ttl, apr_interval_time_t negative_ttl)
+{
+    return now < fetched + (code == TSL_OK ? ttl : negative_ttl);
+}
+
+/* Hand out e's answer to a caller whose identity lives in p. */
+static void entry_hand_out(azt_entry *e, apr_pool_t *p, tsl_code *code, tsl_identity **id,
+                           apr_time_t *fetched)
+{
+    *code = e->code;
+    *id = e->id;
+    if (e->id) {
+        e->refs++;
+        apr_pool_cleanup_register(p, e, entry_release, apr_pool_cleanup_null);
+    }
+    if (fetched) {
+        *fetched = e->fetched;
+    }
+}
+
+/* Settle the pending entry for key with an answer (id copied); with p,
+ * hand it out as a hit would.  Returns 0 if there is no such entry. */
+static int entry_settle(azt_cache *c, const char *key, tsl_code code, const tsl_identity *id,
+                        apr_time_t fetched, apr_pool_t *p, tsl_code *out_code,
+                        tsl_identity **out_id, apr_time_t *out_fetched)
+{
+    azt_entry *e;
+    int settled = 0;
+
+    apr_thread_mutex_lock(c->mutex);
+    e = apr_hash_get(c->map, key, APR_HASH_KEY_STRING);
+    if (e && e->pending) {
+        e->pending = 0;
+        e->code = code;
+        e->id = id ? tsl_identity_copy(e->pool, id) : NULL;
+        e->fetched = fetched;
+        if (p) {
+            entry_hand_out(e, p, out_code, out_id, out_fetched);
+        }
+        settled = 1;
+    }
+    apr_thread_cond_broadcast(c->cond);
+    apr_thread_mutex_unlock(c->mutex);
+    return settled;
+}
+
+/* This process's level: HIT, MISS (an entry reserved for the caller) or
+ * BYPASS. */
+static azt_cache_outcome process_get(azt_cache *c, const char *key, apr_time_t now,
+                                     apr_interval_time_t wait_max, apr_interval_time_t ttl,
+                                     apr_interval_time_t negative_ttl, apr_pool_t *p,
+                                     tsl_code *code, tsl_identity **id, apr_time_t *fetched)
 {
     azt_entry *e;
     apr_time_t deadline = now + wait_max;
@@ -164,17 +215,8 @@ azt_cache_outcome azt_cache_get(azt_cache *c, const char *key, apr_time_t now,
             break;
         }
         if (!e->pending) {
-            if (now < e->fetched + (e->code == TSL_OK ? ttl : negative_ttl)) {
-                *code = e->code;
-                *id = e->id;
-                if (e->id) {
-                    e->refs++;
-                    apr_pool_cleanup_register(p, e, entry_release,
-                                              apr_pool_cleanup_null);
-                }
-                if (fetched) {
-                    *fetched = e->fetched;
-                }
+            if (azt_cache_fresh(e->code, e->fetched, now, ttl, negative_ttl)) {
+                entry_hand_out(e, p, code, id, fetched);
                 entry_touch(c, e);
                 apr_thread_mutex_unlock(c->mutex);
                 return AZT_CACHE_HIT;
@@ -210,21 +252,47 @@ azt_cache_outcome azt_cache_get(azt_cache *c, const char *key, apr_time_t now,
     return AZT_CACHE_MISS;
 }
 
+azt_cache_outcome azt_cache_get(azt_cache *c, const char *key, apr_time_t now,
+                                apr_interval_time_t wait_max, apr_interval_time_t ttl,
+                                apr_interval_time_t negative_ttl, apr_pool_t *p,
+                                tsl_code *code, tsl_identity **id, apr_time_t *fetched)
+{
+    azt_cache_outcome outcome = process_get(c, key, now, wait_max, ttl, negative_ttl, p,
+                                            code, id, fetched);
+    apr_pool_t *tmp;
+    tsl_identity *shared_id;
+    tsl_code shared_code;
+    apr_time_t shared_fetched;
+
+    if (outcome != AZT_CACHE_MISS || !c->shared) {
+        return outcome;
+    }
+    /* This thread owns the key in this process: ask the other processes. */
+    apr_pool_create(&tmp, p);
+    if (azt_shared_lookup(c->shared, key, now, wait_max, azt_cache_fresh, ttl, negative_ttl,
+                          tmp, &shared_code, &shared_id, &shared_fetched)) {
+        if (!entry_settle(c, key, shared_code, shared_id, shared_fetched, p, code, id,
+                          fetched)) {
+            /* the cache closed meanwhile: the answer is still good */
+            *code = shared_code;
+            *id = shared_id ? tsl_identity_copy(p, shared_id) : NULL;
+            if (fetched) {
+                *fetched = shared_fetched;
+            }
+        }
+        outcome = AZT_CACHE_HIT;
+    }
+    apr_pool_destroy(tmp);
+    return outcome;
+}
+
 void azt_cache_put(azt_cache *c, const char *key, tsl_code code,
                    const tsl_identity *id, apr_time_t fetched)
 {
-    azt_entry *e;
-
-    apr_thread_mutex_lock(c->mutex);
-    e = apr_hash_get(c->map, key, APR_HASH_KEY_STRING);
-    if (e && e->pending) {
-        e->pending = 0;
-        e->code = code;
-        e->id = id ? tsl_identity_copy(e->pool, id) : NULL;
-        e->fetched = fetched;
+    entry_settle(c, key, code, id, fetched, NULL, NULL, NULL, NULL);
+    if (c->shared) {
+        azt_shared_put(c->shared, key, code, id, fetched);
     }
-    apr_thread_cond_broadcast(c->cond);
-    apr_thread_mutex_unlock(c->mutex);
 }
 
 void azt_cache_abandon(azt_cache *c, const char *key)
@@ -238,6 +306,9 @@ void azt_cache_abandon(azt_cache *c, const char *key)
     }
     apr_thread_cond_broadcast(c->cond);
     apr_thread_mutex_unlock(c->mutex);
+    if (c->shared) {
+        azt_shared_release(c->shared, key);
+    }
 }
 
 int azt_cache_count(azt_cache *c)

@@ -9,6 +9,7 @@
 #include "tsl_result.h"
 #include "azt_config.h"
 #include "azt_rules.h"
+#include "azt_shared.h"
 
 #define AZT_DEFAULT_TTL          apr_time_from_sec(10)
 #define AZT_DEFAULT_NEGATIVE_TTL apr_time_from_sec(5)
@@ -189,7 +190,7 @@ static const char *set_cache_size(cmd_parms *cmd, void *dummy, const char *arg)
     if (*arg == '\0' || *end != '\0' || n < 0 || n > AZT_MAX_CACHE_SIZE) {
         return apr_psprintf(cmd->pool,
                             "%s: '%s' is not a number of entries between 0 "
-                            "(no shared cache) and %d",
+                            "(no cache) and %d",
                             cmd->cmd->name, arg, AZT_MAX_CACHE_SIZE);
     }
     azt_server_conf_get(cmd->server)->cache_size = (int)n;
@@ -308,6 +309,9 @@ const command_rec azt_cmds[] = {
                   "time limit for one whois request to tailscaled (default 2s)"),
     AP_INIT_TAKE1("AuthTailscaleCacheSize", set_cache_size, NULL, RSRC_CONF,
                   "identities cached per process (default 1000, 0 disables)"),
+    AP_INIT_TAKE1("AuthTailscaleCache", azt_shared_set_cache, NULL, RSRC_CONF,
+                  "answers shared between processes: a mod_socache provider[:args] "
+                  "(default shmcb when loaded) or none"),
     AP_INIT_ITERATE("AuthTailscaleTrustedProxy", add_proxy, NULL, RSRC_CONF,
                     "peers (IP, CIDR or tag:NAME) whose forwarded client address "
                     "(mod_remoteip) is looked up instead of the peer itself"),

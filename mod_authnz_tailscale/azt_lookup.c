@@ -105,7 +105,7 @@ void azt_lookup_child_init(apr_pool_t *pchild, server_rec *s)
         sk->services = azt_services_create(pchild, path, sk->client, sk->breaker);
         apr_hash_set(socks, path, APR_HASH_KEY_STRING, sk);
     }
-    cache = azt_cache_create(pchild, max_entries);
+    cache = azt_cache_create(pchild, max_entries, azt_shared_get());
 }
 
 int azt_lookup_cache_count(void)

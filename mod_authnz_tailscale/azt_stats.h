@@ -11,7 +11,11 @@
 typedef struct azt_stats {
     volatile apr_uint64_t lookups;      /* identity decisions asked for */
     volatile apr_uint64_t conn_hits;    /* answered from the connection */
-    volatile apr_uint64_t cache_hits;   /* answered from the process cache */
+    volatile apr_uint64_t cache_hits;   /* answered from the process or shared cache */
+    volatile apr_uint64_t shared_hits;  /* ... of which from the shared cache */
+    volatile apr_uint64_t shared_misses;/* the shared cache had no fresh answer */
+    volatile apr_uint64_t shared_waits; /* waited for another process's answer */
+    volatile apr_uint64_t shared_unreadable; /* entries that were not ours or corrupt */
     volatile apr_uint64_t whois_calls;  /* requests sent to tailscaled */
     volatile apr_uint64_t identified;   /* whois found a tailnet identity */
     volatile apr_uint64_t not_found;    /* whois: not a tailnet peer */

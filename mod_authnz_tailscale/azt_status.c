@@ -10,6 +10,7 @@
 #include "azt_config.h"
 #include "azt_stats.h"
 #include "azt_lookup.h"
+#include "azt_shared.h"
 #include "azt_status.h"
 
 int azt_status_hook(request_rec *r, int flags)
@@ -18,8 +19,9 @@ int azt_status_hook(request_rec *r, int flags)
     azt_server_conf *sc = azt_server_conf_get(r->server);
     apr_time_t when = 0;
     const char *last;
-    struct { const char *name; apr_uint64_t value; } rows[8];
-    int i, n = 0;
+    azt_shared *sh = azt_shared_get();
+    struct { const char *name; apr_uint64_t value; } rows[12];
+    int i, n = 0, shared_entries = sh ? azt_shared_entries(sh, r->pool) : -1;
 
     if (!st) {
         return OK;
@@ -33,6 +35,11 @@ int azt_status_hook(request_rec *r, int flags)
     rows[n].name = "NotTailnetPeers"; rows[n++].value = apr_atomic_read64(&st->not_found);
     rows[n].name = "Errors"; rows[n++].value = apr_atomic_read64(&st->errors);
     rows[n].name = "ErrorLinesSuppressed"; rows[n++].value = apr_atomic_read64(&st->suppressed);
+    rows[n].name = "SharedCacheHits"; rows[n++].value = apr_atomic_read64(&st->shared_hits);
+    rows[n].name = "SharedCacheMisses"; rows[n++].value = apr_atomic_read64(&st->shared_misses);
+    rows[n].name = "SharedCacheWaits"; rows[n++].value = apr_atomic_read64(&st->shared_waits);
+    rows[n].name = "SharedCacheUnreadable";
+    rows[n++].value = apr_atomic_read64(&st->shared_unreadable);
 
     if (flags & AP_STATUS_SHORT) {
         ap_rprintf(r, "TailscaleSocket: %s\n", azt_conf_socket(sc));
@@ -40,6 +47,10 @@ int azt_status_hook(request_rec *r, int flags)
             ap_rprintf(r, "Tailscale%s: %" APR_UINT64_T_FMT "\n", rows[i].name, rows[i].value);
         }
         ap_rprintf(r, "TailscaleCacheEntries: %d\n", azt_lookup_cache_count());
+        ap_rprintf(r, "TailscaleSharedCache: %s\n", sh ? azt_shared_name(sh) : "none");
+        if (shared_entries >= 0) {
+            ap_rprintf(r, "TailscaleSharedCacheEntries: %d\n", shared_entries);
+        }
         if (last) {
             ap_rprintf(r, "TailscaleLastError: %s\n", last);
         }
@@ -54,6 +65,11 @@ int azt_status_hook(request_rec *r, int flags)
     }
     ap_rprintf(r, "<tr><th>CacheEntries (this process)</th><td>%d</td></tr>\n",
                azt_lookup_cache_count());
+    ap_rprintf(r, "<tr><th>SharedCache</th><td>%s</td></tr>\n",
+               ap_escape_html(r->pool, sh ? azt_shared_name(sh) : "none"));
+    if (shared_entries >= 0) {
+        ap_rprintf(r, "<tr><th>SharedCacheEntries</th><td>%d</td></tr>\n", shared_entries);
+    }
     if (last) {
         char date[APR_RFC822_DATE_LEN];
         apr_rfc822_date(date, when);

@@ -22,6 +22,7 @@
 #include "azt_export.h"
 #include "azt_status.h"
 #include "azt_rules.h"
+#include "azt_shared.h"
 
 static int azt_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                            server_rec *s)
@@ -55,6 +56,7 @@ static int azt_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
 
 static void azt_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    azt_shared_child_init(pchild, s);
     azt_lookup_child_init(pchild, s);
 }
 
@@ -62,7 +64,9 @@ static void register_hooks(apr_pool_t *p)
 {
     azt_authz_register(p);
     ap_hook_pre_config(azt_rules_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_pre_config(azt_shared_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(azt_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(azt_shared_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(azt_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* Before mod_remoteip and everything else reads headers: first what
      * the lookup keeps as it arrived (serve's Funnel marker is one of the

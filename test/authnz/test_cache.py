@@ -133,7 +133,10 @@ def test_connection_keeps_its_identity_when_the_cache_evicts_it(make_site):
     connections still holding it (run under build/check-sanitizers, a
     use-after-free here is a report)."""
     from lib.netns import CLIENTS, SERVER_V4
+    # AuthTailscaleCache none: laptop's answer must come from tailscaled
+    # again, not from the shared cache, wherever socache_shmcb is loaded.
     site = make_site("AuthTailscaleCacheSize 1\nAuthTailscaleCacheTimeout 60\n"
+                     "AuthTailscaleCache none\n"
                      "StartServers 1\nServerLimit 1\nMaxRequestWorkers 25\n"
                      "MinSpareThreads 1\nMaxSpareThreads 25")
     site.emulator.reset_counters()

@@ -22,6 +22,11 @@ per module tree (this one and, with --modules-from, the other, side by side),
 40 clients from 25 new tailnet nodes asking a protected URL for 12 s while
 the emulator accepts and never answers (test/bench/hang_load.py), then the
 time to normal service once it answers again.
+Row 8 (`--only shared`) is issue 21's whois count for the whole host: per
+module tree and MPM (prefork with 32 children, event with 4 processes) a
+fresh server, 10 nodes new to it sending 300 connection-per-request requests
+each within one cache timeout; it prints the whois each node cost.
+`--mpm prefork` runs rows 1-3 under prefork (32 children) instead of event.
 Nothing here asserts timings: it prints figures.  docs/benchmark.md explains
 every row.
 """
@@ -66,6 +71,16 @@ HANG_NODES = []
 HANG_CLIENTS = 40
 HANG_REQUESTS = 20        # per client: 800 requests scheduled over the phase
 HANG_SECONDS = 12
+# The shared-cache row (issue 21): nodes new to each of its servers
+# (100.90.N.201-210), each sending SHARED_PER_NODE requests.
+SHARED_NODES = []
+SHARED_PER_NODE = 300
+SHARED_MPMS = [
+    ("prefork", 32, "StartServers 32\nMinSpareServers 32\nMaxSpareServers 32\n"
+                    "ServerLimit 32\nMaxRequestWorkers 32"),
+    ("event", 4, "StartServers 4\nServerLimit 4\nThreadsPerChild 25\nMaxRequestWorkers 100\n"
+                 "MinSpareThreads 100\nMaxSpareThreads 100"),
+]
 DEFAULT_TTL = 10          # AuthTailscaleCacheTimeout default, seconds
 ROWS = [
     ("base", "Require all granted"),
@@ -108,6 +123,13 @@ ExtendedStatus Off
 HANG_CONFIG = r"""
 AuthTailscaleURL @SOCKET@
 %(timeout)s
+""" + BASE_AND_USER
+
+# The shared-cache row: one server per module tree and MPM (%(procs)s is
+# the MPM's process settings).
+SHARED_CONFIG = r"""
+AuthTailscaleURL @SOCKET@
+%(procs)s
 """ + BASE_AND_USER
 
 MEMORY_CONFIG = r"""
@@ -398,11 +420,13 @@ class Bench:
         subnet = pick_subnet()
         BENCH_NODES[:] = [(f"bench{i}", *subnet_addrs(subnet, i)) for i in range(1, 9)]
         HANG_NODES[:] = [(f"hang{i}", *subnet_addrs(subnet, 100 + i)) for i in range(1, 26)]
-        for name, v4, v6 in BENCH_NODES + HANG_NODES:
+        SHARED_NODES[:] = [(f"shared{i}", *subnet_addrs(subnet, 200 + i)) for i in range(1, 11)]
+        for name, v4, v6 in BENCH_NODES + HANG_NODES + SHARED_NODES:
             self.emu.add_node(name, user=BENCH_USER, addresses=[v4, v6], os="linux")
         # Only this run's subnet is routed to the namespace (concurrent test
         # runs and benchmarks keep their own routes).
-        self.ns = TailnetNamespace(clients=[(v4, v6) for _, v4, v6 in BENCH_NODES + HANG_NODES],
+        self.ns = TailnetNamespace(clients=[(v4, v6) for _, v4, v6
+                                            in BENCH_NODES + HANG_NODES + SHARED_NODES],
                                    routes=subnet_nets(subnet), prefix="tslb").create()
         conf = SERVER_CONFIG
         if self.a.core_dir:
@@ -413,8 +437,10 @@ class Bench:
             Path(self.a.core_dir).mkdir(parents=True, exist_ok=True)
             os.chmod(self.a.core_dir, 0o1777)
             conf += f"\nCoreDumpDirectory {Path(self.a.core_dir).resolve()}\n"
-        self.httpd = Httpd(self.base / "httpd", config=conf, mpm="event",
-                           modules=["headers", "http2"], our=["authnz_tailscale"],
+        # socache_shmcb: the identity cache shared between processes (a
+        # module tree from before it ignores the module).
+        self.httpd = Httpd(self.base / "httpd", config=conf, mpm=self.a.mpm,
+                           modules=["headers", "http2", "socache_shmcb"], our=["authnz_tailscale"],
                            socket_path=self.emu.socket_path, tailnet=True)
         for row, _ in ROWS:
             self.httpd.write_file(f"{row}/bench.html", BODY)
@@ -438,6 +464,8 @@ class Bench:
                                        f"\n{self.httpd.error_log()[-2000:]}")
                 if row == "ident" and f"x-tailscale-user: {BENCH_USER}" not in r.stdout.lower():
                     raise RuntimeError(f"/ident/ did not export the identity: {r.stdout}")
+        if self.a.mpm != "event":
+            return      # mod_http2 stays inactive under prefork
         # h2c with prior knowledge must really be HTTP/2.
         r = self.ns.run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
                          "%{http_version} %{http_code}", "--max-time", "10", self.url("ident")],
@@ -648,6 +676,81 @@ class Bench:
             crashes = h.crashes()
             if crashes:
                 self.notes.append(f"httpd crashes in the hang row ({label}): " + "; ".join(crashes[:3]))
+
+    # -- row 8: whois per node per timeout for the whole host ------------
+    def shared(self):
+        """Per module tree (this one and, with --modules-from, the other) and
+        MPM: a fresh server with all its processes up, then 10 nodes new to
+        it send SHARED_PER_NODE connection-per-request requests each (32 at a
+        time); the whois each node cost, and in how many cache timeouts."""
+        trees = [("this tree", self.a.own_module_path, REPO)]
+        if self.a.modules_from:
+            trees.append(("--modules-from", lib.httpd.module_path,
+                          Path(self.a.modules_from).resolve()))
+        runs = []
+        for mpm, procs, procs_conf in SHARED_MPMS:
+            for tree in trees:
+                runs.append(self.shared_one(tree, mpm, procs, procs_conf))
+        self.results["shared"] = runs
+
+    def shared_one(self, tree, mpm, want_procs, procs_conf):
+        label, modpath, root = tree
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip() or "?"
+        saved = lib.httpd.module_path
+        lib.httpd.module_path = modpath
+        try:
+            h = Httpd(self.base / f"shared-{mpm}-{'other' if label.startswith('--') else 'this'}",
+                      config=SHARED_CONFIG % {"procs": procs_conf}, mpm=mpm,
+                      modules=["socache_shmcb"], our=["authnz_tailscale"],
+                      socket_path=self.emu.socket_path, tailnet=True)
+            h.write_file("user/bench.html", BODY)
+            h.start()
+        finally:
+            lib.httpd.module_path = saved
+        try:
+            deadline = time.time() + 30
+            while len(children(h)) < want_procs and time.time() < deadline:
+                time.sleep(0.2)
+            procs_up = len(children(h))
+            nodes = {v4 for _, v4, _ in SHARED_NODES}
+            self.emu.reset_counters()
+            self.emu.reset_requests()
+            t0 = time.time()
+            res = run_loadgen(self.loadgen, ["--connect", f"{SERVER_V4}:{h.ts_port}",
+                                             "--src", ",".join(sorted(nodes)),
+                                             "--path", "/user/bench.html",
+                                             "--concurrency", "32",
+                                             "--requests", str(SHARED_PER_NODE * len(nodes)),
+                                             "--duration", "60"], ns=self.ns, timeout=120)
+            elapsed = time.time() - t0
+            per_node = {n: 0 for n in nodes}
+            asking = set()
+            for r in self.emu.requests():
+                if r.get("endpoint") != "whois":
+                    continue
+                a = whois_target_addr(r.get("target") or r.get("path"))
+                if a in per_node:
+                    per_node[a] += 1
+                    asking.add(r.get("pid"))
+            windows = int(elapsed // DEFAULT_TTL) + 1
+            out = {"label": f"{label} ({commit})", "mpm": mpm, "procs": procs_up,
+                   "requests": res.get("requests"), "ok": res.get("ok"),
+                   "errors": res.get("errors", 0), "elapsed_s": elapsed, "windows": windows,
+                   "whois": sum(per_node.values()),
+                   "max_per_node": max(per_node.values()),
+                   "mean_per_node": sum(per_node.values()) / len(per_node),
+                   "asking_procs": len(asking)}
+            log(f"shared {mpm} {out['label']}: {out['procs']} procs, {out['requests']} requests "
+                f"({out['ok']} ok) in {elapsed:.1f}s, whois per node max {out['max_per_node']} "
+                f"mean {out['mean_per_node']:.1f} (asked by {len(asking)} processes)")
+            return out
+        finally:
+            h.stop(check_crashes=False)
+            crashes = h.crashes()
+            if crashes:
+                self.notes.append(f"httpd crashes in the shared row ({label}, {mpm}): "
+                                  + "; ".join(crashes[:3]))
 
     # -- row 5: certificate start-up -----------------------------------
     def cert_startup(self):
@@ -1227,6 +1330,20 @@ def table(bench, settings, vers):
                          f"{h['procs']} procs",
                          "≥ 600/800, 0 granted, ≤ 1 s", "yes" if met else "NO"])
 
+    shared = R.get("shared")
+    if shared:
+        for i, sr in enumerate(shared):
+            per_timeout = sr["max_per_node"] / max(1, sr["windows"])
+            rows.append(["8" if i == 0 else "",
+                         f"whois per node per timeout, whole host ({len(SHARED_NODES)} new nodes "
+                         f"x {SHARED_PER_NODE} new-connection requests)" if i == 0 else "",
+                         f"{sr['mpm']} {sr['procs']} procs, {sr['label']}",
+                         f"{per_timeout:.1f} max per node", "", "", "", "", "", "",
+                         f"mean {sr['mean_per_node']:.1f} per node, {sr['whois']} whois in all, "
+                         f"asked by {sr['asking_procs']} processes; {sr['requests']} requests "
+                         f"({sr['ok']} 200) in {sr['elapsed_s']:.1f} s = {sr['windows']} timeout(s)",
+                         "≤ 2", "yes" if per_timeout <= 2 else "NO"])
+
     widths = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
 
     def line(cells):
@@ -1250,7 +1367,9 @@ def main():
     ap.add_argument("--cache-size2", type=int, help="second AuthTailscaleCacheSize (default 4000, quick 2000)")
     ap.add_argument("--cert-reps", type=int, help="start-ups per variant (default 5, quick 3)")
     ap.add_argument("--only", help="comma list of: keepalive,newconn,ab,http2,callgrind,emulator,"
-                                   "cert,memory,hang,public")
+                                   "cert,memory,hang,shared,public")
+    ap.add_argument("--mpm", choices=["event", "prefork"], default="event",
+                    help="MPM of rows 1-3's server (default event; prefork: 32 children)")
     ap.add_argument("--json", help="also write the raw results to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--cg-requests", type=int, help="requests per row under callgrind (default 2000, quick 600)")
@@ -1292,11 +1411,13 @@ def main():
     except FileNotFoundError as e:
         sys.exit(str(e))
     ensure_tools()
-    only = set((a.only or "keepalive,newconn,ab,http2,callgrind,emulator,cert,memory,hang,public")
+    only = set((a.only or "keepalive,newconn,ab,http2,callgrind,emulator,cert,memory,hang,shared,public")
                .split(","))
+    if a.mpm != "event":
+        only.discard("http2")    # mod_http2 stays inactive under prefork
     vers = versions()
     settings = {"connections": a.connections, "duration": a.duration, "rounds": a.rounds,
-                "h2_connections": a.h2_connections, "h2_streams": a.h2_streams, "mpm": "event",
+                "h2_connections": a.h2_connections, "h2_streams": a.h2_streams, "mpm": a.mpm,
                 "ttl": DEFAULT_TTL, "peers": a.peers, "cache_size2": a.cache_size2,
                 "cert_reps": a.cert_reps, "hang_rounds": a.hang_rounds}
     b = Bench(a)
@@ -1312,7 +1433,8 @@ def main():
             return
         steps = [("keepalive", b.keepalive), ("newconn", b.newconn), ("ab", b.ab_crosscheck),
                  ("http2", b.http2), ("callgrind", b.callgrind), ("emulator", b.emulator), ("cert", b.cert_startup),
-                 ("memory", b.memory), ("hang", b.hang), ("public", b.public)]
+                 ("memory", b.memory), ("hang", b.hang), ("shared", b.shared),
+                 ("public", b.public)]
         for name, fn in steps:
             if name in only:
                 log(f"== {name}")
@@ -1328,7 +1450,9 @@ def main():
     print(f"Tools:    httpd {vers['httpd']}; {vers['wrk']}; {vers['h2load']}; {vers['ab']}; "
           f"tsl_load (test/bench/tsl_load.c, gcc -O2); Python {vers['python']}")
     print(f"Machine:  Linux {vers['kernel']}; {vers['cpu']}")
-    print(f"Settings: MPM event (StartServers 2, ServerLimit 4, ThreadsPerChild 25), KeepAlive On, "
+    mpm_settings = ("event (StartServers 2, ServerLimit 4, ThreadsPerChild 25)" if a.mpm == "event"
+                    else "prefork (StartServers 3, MaxRequestWorkers 32)")
+    print(f"Settings: rows 1-3 MPM {mpm_settings}, KeepAlive On, "
           f"access log on; {a.connections} connections, {a.duration:g}s per measurement, "
           f"{a.rounds} alternating round(s), medians; h2load -c {a.h2_connections} -m {a.h2_streams}; "
           f"AuthTailscaleCacheTimeout {DEFAULT_TTL}s (default), negative 5s; "

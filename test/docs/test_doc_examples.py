@@ -44,6 +44,7 @@ MODULES_FOR = {
     "extendedstatus": ["status"],
     "scriptalias": ["cgid"],
     "sethandler": ["status"],
+    "authtailscalecache": ["socache_shmcb"],
 }
 # directives that need Debian's mod_md next to ours (ACME MDomains)
 MD_ACME = re.compile(r"^\s*MDCertificateAgreement|^\s*MDContactEmail|^\s*MDCertificateProtocol\s+ACME",

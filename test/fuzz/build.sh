@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the libFuzzer targets with clang, ASan and UBSan, straight from the
-# sources (localapi/*.c, mod_authnz_tailscale/azt_authz.c and azt_rules.c for fuzz_require):
+# sources (localapi/*.c, mod_authnz_tailscale/azt_authz.c and azt_rules.c for fuzz_require,
+# azt_entry.c for fuzz_shared_entry):
 # no configure, nothing shared with the main build.
 #
 #   test/fuzz/build.sh [--out DIR] [TARGET...]     (default DIR: out/fuzz)

@@ -620,6 +620,8 @@ def system_test(debs, workdir, save_log=None):
         ok("dpkg -i %s" % " ".join(os.path.basename(d) for d in debs))
         check(os.path.islink("/etc/apache2/mods-enabled/authnz_tailscale.load"),
               "authnz_tailscale enabled by its postinst (Debian module policy)")
+        check(os.path.lexists("/etc/apache2/mods-enabled/socache_shmcb.load"),
+              "its '# Depends: socache_shmcb' enabled the shared identity cache's provider")
         check(not os.path.lexists("/etc/apache2/mods-enabled/md_tailscale.load"),
               "md_tailscale not enabled by its postinst (it would pull in mod_ssl)")
         for p in paths:
