@@ -17,7 +17,7 @@ struct azt_entry {
     int pending;                      /* a thread is asking tailscaled */
     int refs;                         /* identities handed out, not released */
     int dead;                         /* out of the map, waiting for refs 0 */
-    tsl_code code;
+    azt_outcome code;
     tsl_identity *id;
     apr_time_t fetched;               /* when tailscaled gave the answer */
 };
@@ -147,14 +147,14 @@ static void make_room(azt_cache *c)
     }
 }
 
-int azt_cache_fresh(tsl_code code, apr_time_t fetched, apr_time_t now,
+int azt_cache_fresh(azt_outcome code, apr_time_t fetched, apr_time_t now,
                     apr_interval_time_t ttl, apr_interval_time_t negative_ttl)
 {
-    return now < fetched + (code == TSL_OK ? ttl : negative_ttl);
+    return now < fetched + (code == AZT_IDENTIFIED ? ttl : negative_ttl);
 }
 
 /* Hand out e's answer to a caller whose identity lives in p. */
-static void entry_hand_out(azt_entry *e, apr_pool_t *p, tsl_code *code, tsl_identity **id,
+static void entry_hand_out(azt_entry *e, apr_pool_t *p, azt_outcome *code, tsl_identity **id,
                            apr_time_t *fetched)
 {
     *code = e->code;
@@ -170,8 +170,8 @@ static void entry_hand_out(azt_entry *e, apr_pool_t *p, tsl_code *code, tsl_iden
 
 /* Settle the pending entry for key with an answer (id copied); with p,
  * hand it out as a hit would.  Returns 0 if there is no such entry. */
-static int entry_settle(azt_cache *c, const char *key, tsl_code code, const tsl_identity *id,
-                        apr_time_t fetched, apr_pool_t *p, tsl_code *out_code,
+static int entry_settle(azt_cache *c, const char *key, azt_outcome code, const tsl_identity *id,
+                        apr_time_t fetched, apr_pool_t *p, azt_outcome *out_code,
                         tsl_identity **out_id, apr_time_t *out_fetched)
 {
     azt_entry *e;
@@ -199,7 +199,7 @@ static int entry_settle(azt_cache *c, const char *key, tsl_code code, const tsl_
 static azt_cache_outcome process_get(azt_cache *c, const char *key, apr_time_t now,
                                      apr_interval_time_t wait_max, apr_interval_time_t ttl,
                                      apr_interval_time_t negative_ttl, apr_pool_t *p,
-                                     tsl_code *code, tsl_identity **id, apr_time_t *fetched)
+                                     azt_outcome *code, tsl_identity **id, apr_time_t *fetched)
 {
     azt_entry *e;
     apr_time_t deadline = now + wait_max;
@@ -255,13 +255,13 @@ static azt_cache_outcome process_get(azt_cache *c, const char *key, apr_time_t n
 azt_cache_outcome azt_cache_get(azt_cache *c, const char *key, apr_time_t now,
                                 apr_interval_time_t wait_max, apr_interval_time_t ttl,
                                 apr_interval_time_t negative_ttl, apr_pool_t *p,
-                                tsl_code *code, tsl_identity **id, apr_time_t *fetched)
+                                azt_outcome *code, tsl_identity **id, apr_time_t *fetched)
 {
     azt_cache_outcome outcome = process_get(c, key, now, wait_max, ttl, negative_ttl, p,
                                             code, id, fetched);
     apr_pool_t *tmp;
     tsl_identity *shared_id;
-    tsl_code shared_code;
+    azt_outcome shared_code;
     apr_time_t shared_fetched;
 
     if (outcome != AZT_CACHE_MISS || !c->shared) {
@@ -286,7 +286,7 @@ azt_cache_outcome azt_cache_get(azt_cache *c, const char *key, apr_time_t now,
     return outcome;
 }
 
-void azt_cache_put(azt_cache *c, const char *key, tsl_code code,
+void azt_cache_put(azt_cache *c, const char *key, azt_outcome code,
                    const tsl_identity *id, apr_time_t fetched)
 {
     entry_settle(c, key, code, id, fetched, NULL, NULL, NULL, NULL);

@@ -18,13 +18,13 @@
 #include <apr_pools.h>
 #include <apr_time.h>
 #include "tsl_identity.h"
-#include "tsl_result.h"
+#include "azt_outcome.h"
 #include "azt_shared.h"
 
 typedef struct azt_cache azt_cache;
 
 typedef enum {
-    AZT_CACHE_HIT,     /* *code (TSL_OK or TSL_ERR_NOT_FOUND), *id and *fetched filled */
+    AZT_CACHE_HIT,     /* *outcome (AZT_IDENTIFIED or AZT_NOT_A_PEER), *id and *fetched filled */
     AZT_CACHE_MISS,    /* caller owns the lookup: must call put() or abandon() */
     AZT_CACHE_BYPASS   /* another thread's lookup did not finish in time: ask
                         * tailscaled yourself, without put()/abandon() */
@@ -38,7 +38,7 @@ azt_cache *azt_cache_create(apr_pool_t *p, int max_entries, azt_shared *shared);
 /* The one freshness rule of both levels: an answer tailscaled gave at
  * fetched serves at now while younger than ttl (an identity) or
  * negative_ttl (not a tailnet peer). */
-int azt_cache_fresh(tsl_code code, apr_time_t fetched, apr_time_t now,
+int azt_cache_fresh(azt_outcome outcome, apr_time_t fetched, apr_time_t now,
                     apr_interval_time_t ttl, apr_interval_time_t negative_ttl);
 
 /* Look key up at time now. An entry counts only while it is younger than
@@ -52,11 +52,11 @@ int azt_cache_fresh(tsl_code code, apr_time_t fetched, apr_time_t now,
 azt_cache_outcome azt_cache_get(azt_cache *c, const char *key, apr_time_t now,
                                 apr_interval_time_t wait_max, apr_interval_time_t ttl,
                                 apr_interval_time_t negative_ttl, apr_pool_t *p,
-                                tsl_code *code, tsl_identity **id, apr_time_t *fetched);
+                                azt_outcome *outcome, tsl_identity **id, apr_time_t *fetched);
 
 /* Store the answer tailscaled gave at time fetched for a key obtained by a
  * MISS (id NULL for NOT_FOUND), in this process and the shared cache. */
-void azt_cache_put(azt_cache *c, const char *key, tsl_code code,
+void azt_cache_put(azt_cache *c, const char *key, azt_outcome outcome,
                    const tsl_identity *id, apr_time_t fetched);
 
 /* Give up a MISS without an answer to store (tailscaled unavailable). */

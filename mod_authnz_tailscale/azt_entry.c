@@ -139,18 +139,18 @@ static const char *identity_json(apr_pool_t *p, const tsl_identity *id)
     return out;
 }
 
-const unsigned char *azt_entry_encode_answer(apr_pool_t *p, const char *key, tsl_code code,
+const unsigned char *azt_entry_encode_answer(apr_pool_t *p, const char *key, azt_outcome code,
                                              const tsl_identity *id, apr_time_t fetched,
                                              apr_size_t *len)
 {
     const char *json;
 
-    if (code == TSL_ERR_NOT_FOUND) {
+    if (code == AZT_NOT_A_PEER) {
         return encode(p, key, 'N', fetched, 0, NULL, 0, len);
     }
     /* A field tsl_identity_clean() emptied that the parser requires would
      * not read back: such an identity stays in its process. */
-    if (code != TSL_OK || !id || !id->login_name || !*id->login_name || !id->node_name
+    if (code != AZT_IDENTIFIED || !id || !id->login_name || !*id->login_name || !id->node_name
         || !*id->node_name || !id->node_short || !*id->node_short) {
         return NULL;
     }
@@ -169,7 +169,7 @@ const unsigned char *azt_entry_encode_pending(apr_pool_t *p, const char *key,
 }
 
 azt_entry_kind azt_entry_decode(apr_pool_t *p, const char *key, const unsigned char *data,
-                                apr_size_t len, tsl_code *code, tsl_identity **id,
+                                apr_size_t len, azt_outcome *code, tsl_identity **id,
                                 apr_time_t *stamp, apr_uint32_t *pid, const char **why)
 {
     apr_size_t klen = strlen(key), elen, plen;
@@ -219,7 +219,7 @@ azt_entry_kind azt_entry_decode(apr_pool_t *p, const char *key, const unsigned c
             *why = "unexpected payload";
             return AZT_ENTRY_BAD;
         }
-        *code = TSL_ERR_NOT_FOUND;
+        *code = AZT_NOT_A_PEER;
         return data[5] == 'P' ? AZT_ENTRY_PENDING : AZT_ENTRY_ANSWER;
     case 'I':
         if (plen == 0 || tsl_identity_parse(p, (const char *)data + HEAD + klen, plen, id,
@@ -229,7 +229,7 @@ azt_entry_kind azt_entry_decode(apr_pool_t *p, const char *key, const unsigned c
                         : "identity missing";
             return AZT_ENTRY_BAD;
         }
-        *code = TSL_OK;
+        *code = AZT_IDENTIFIED;
         return AZT_ENTRY_ANSWER;
     default:
         *why = "unknown kind";

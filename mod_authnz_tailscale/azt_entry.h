@@ -14,6 +14,7 @@
 #define AZT_ENTRY_H
 
 #include <apr_pools.h>
+#include "azt_outcome.h"
 #include <apr_time.h>
 #include "tsl_identity.h"
 #include "tsl_result.h"
@@ -29,10 +30,10 @@ typedef enum {
     AZT_ENTRY_PENDING       /* someone is asking tailscaled */
 } azt_entry_kind;
 
-/* The bytes of an answer for key (code TSL_OK with id, or TSL_ERR_NOT_FOUND)
+/* The bytes of an answer for key (code AZT_IDENTIFIED with id, or AZT_NOT_A_PEER)
  * given at fetched, in p; NULL when the answer cannot be carried faithfully
  * (it then stays in its process). */
-const unsigned char *azt_entry_encode_answer(apr_pool_t *p, const char *key, tsl_code code,
+const unsigned char *azt_entry_encode_answer(apr_pool_t *p, const char *key, azt_outcome code,
                                              const tsl_identity *id, apr_time_t fetched,
                                              apr_size_t *len);
 
@@ -41,11 +42,11 @@ const unsigned char *azt_entry_encode_pending(apr_pool_t *p, const char *key,
                                               apr_time_t until, apr_uint32_t pid,
                                               apr_size_t *len);
 
-/* Read len bytes stored under key.  ANSWER: *code, *id (TSL_OK; allocated
+/* Read len bytes stored under key.  ANSWER: *code, *id (AZT_IDENTIFIED; allocated
  * from p) and *stamp (when tailscaled answered).  PENDING: *stamp (until
  * when to wait) and *pid.  BAD: nothing usable, *why says what was wrong. */
 azt_entry_kind azt_entry_decode(apr_pool_t *p, const char *key, const unsigned char *data,
-                                apr_size_t len, tsl_code *code, tsl_identity **id,
+                                apr_size_t len, azt_outcome *code, tsl_identity **id,
                                 apr_time_t *stamp, apr_uint32_t *pid, const char **why);
 
 #endif

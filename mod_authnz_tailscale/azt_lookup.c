@@ -170,7 +170,7 @@ static apr_interval_time_t ttl_for(const azt_server_conf *sc, azt_outcome outcom
 static int fresh(const azt_server_conf *sc, azt_outcome outcome, apr_time_t fetched,
                  apr_time_t now)
 {
-    return now < fetched + ttl_for(sc, outcome);
+    return azt_cache_fresh(outcome, fetched, now, azt_conf_ttl(sc), azt_conf_negative_ttl(sc));
 }
 
 static void log_failure(request_rec *r, const azt_sock *sk, const char *addr,
@@ -458,8 +458,7 @@ static void ask_tailscaled(request_rec *r, const azt_question *q, const char *no
     }
     azt_stats_inc(a->outcome == AZT_IDENTIFIED ? &st->identified : &st->not_found);
     if (reserved == AZT_CACHE_MISS) {
-        azt_cache_put(cache, key, a->outcome == AZT_IDENTIFIED ? TSL_OK : TSL_ERR_NOT_FOUND,
-                      a->id, now);
+        azt_cache_put(cache, key, a->outcome, a->id, now);
     }
     return;
 give_up:
@@ -482,7 +481,6 @@ static void ask(request_rec *r, const azt_question *q, azt_answer *a)
     azt_peer_key key;
     const char *norm, *dst;
     apr_pool_t *sp;
-    tsl_code code;
 
     memset(a, 0, sizeof(*a));
     azt_stats_inc(&st->lookups);
@@ -515,10 +513,9 @@ static void ask(request_rec *r, const azt_question *q, azt_answer *a)
     sp = slot_pool(c, cs);
     reserved = key.conn_only ? AZT_CACHE_BYPASS
                : azt_cache_get(cache, key.text, now, azt_conf_timeout(sc), azt_conf_ttl(sc),
-                               azt_conf_negative_ttl(sc), sp, &code, &a->id, &fetched);
+                               azt_conf_negative_ttl(sc), sp, &a->outcome, &a->id, &fetched);
     if (reserved == AZT_CACHE_HIT) {
         azt_stats_inc(&st->cache_hits);
-        a->outcome = azt_outcome_of(code);
     }
     else {
         ask_tailscaled(r, q, norm, dst, key.text, reserved, now, a);

@@ -254,7 +254,7 @@ static void unlock(azt_shared *sh)
 
 /* Absent entries are AZT_ENTRY_BAD with *why NULL. */
 static azt_entry_kind read_entry(azt_shared *sh, const char *key, apr_pool_t *p,
-                                 apr_pool_t *tmp, tsl_code *code, tsl_identity **id,
+                                 apr_pool_t *tmp, azt_outcome *code, tsl_identity **id,
                                  apr_time_t *stamp, apr_uint32_t *pid, const char **why)
 {
     /* one more: some providers want room to spare */
@@ -309,7 +309,7 @@ static void store(azt_shared *sh, const char *key, apr_time_t expiry,
 int azt_shared_lookup(azt_shared *sh, const char *key, apr_time_t now,
                       apr_interval_time_t wait_max, azt_shared_fresh_fn *fresh,
                       apr_interval_time_t ttl, apr_interval_time_t negative_ttl,
-                      apr_pool_t *p, tsl_code *code, tsl_identity **id,
+                      apr_pool_t *p, azt_outcome *code, tsl_identity **id,
                       apr_time_t *fetched)
 {
     azt_stats *st = azt_stats_get();
@@ -359,7 +359,7 @@ int azt_shared_lookup(azt_shared *sh, const char *key, apr_time_t now,
     return found;
 }
 
-void azt_shared_put(azt_shared *sh, const char *key, tsl_code code,
+void azt_shared_put(azt_shared *sh, const char *key, azt_outcome code,
                     const tsl_identity *id, apr_time_t fetched)
 {
     apr_pool_t *tmp;
@@ -385,7 +385,7 @@ void azt_shared_release(azt_shared *sh, const char *key)
     apr_uint32_t pid = 0;
     apr_time_t stamp;
     tsl_identity *id;
-    tsl_code code;
+    azt_outcome code;
     const char *why;
     apr_pool_t *tmp;
 
@@ -422,7 +422,7 @@ static apr_status_t count_one(ap_socache_instance_t *instance, server_rec *s, vo
     apr_uint32_t pid;
     apr_time_t stamp;
     tsl_identity *ident;
-    tsl_code code;
+    azt_outcome code;
 
     if (idlen <= ID_PREFIX) {
         return APR_SUCCESS;

@@ -14,7 +14,7 @@
 #include <httpd.h>
 #include <http_config.h>
 #include "tsl_identity.h"
-#include "tsl_result.h"
+#include "azt_outcome.h"
 
 typedef struct azt_shared azt_shared;
 
@@ -34,7 +34,7 @@ azt_shared *azt_shared_get(void);
 
 /* Is an answer tailscaled gave at fetched still good at now for the caller's
  * timeouts (ttl for an identity, negative_ttl for "not a peer")? */
-typedef int azt_shared_fresh_fn(tsl_code code, apr_time_t fetched, apr_time_t now,
+typedef int azt_shared_fresh_fn(azt_outcome code, apr_time_t fetched, apr_time_t now,
                                 apr_interval_time_t ttl, apr_interval_time_t negative_ttl);
 
 /* Look key up at now for a process that has no answer.  1: a fresh answer
@@ -45,11 +45,11 @@ typedef int azt_shared_fresh_fn(tsl_code code, apr_time_t fetched, apr_time_t no
 int azt_shared_lookup(azt_shared *sh, const char *key, apr_time_t now,
                       apr_interval_time_t wait_max, azt_shared_fresh_fn *fresh,
                       apr_interval_time_t ttl, apr_interval_time_t negative_ttl,
-                      apr_pool_t *p, tsl_code *code, tsl_identity **id,
+                      apr_pool_t *p, azt_outcome *code, tsl_identity **id,
                       apr_time_t *fetched);
 
 /* Publish tailscaled's definite answer for key (id NULL for not a peer). */
-void azt_shared_put(azt_shared *sh, const char *key, tsl_code code,
+void azt_shared_put(azt_shared *sh, const char *key, azt_outcome code,
                     const tsl_identity *id, apr_time_t fetched);
 
 /* No answer to publish (tailscaled unavailable): drop this process's

@@ -45,7 +45,7 @@ static void never_an_identity(apr_pool_t *p, const char *key, const unsigned cha
                               apr_size_t len, const char *what)
 {
     tsl_identity *id = NULL;
-    tsl_code code;
+    azt_outcome code;
     apr_time_t stamp;
     apr_uint32_t pid;
     const char *why;
@@ -57,7 +57,7 @@ static void never_an_identity(apr_pool_t *p, const char *key, const unsigned cha
 static void decode_input(apr_pool_t *p, const unsigned char *data, size_t size)
 {
     tsl_identity *id = NULL;
-    tsl_code code = TSL_ERR_TIMEOUT;
+    azt_outcome code = AZT_UNAVAILABLE;
     apr_time_t stamp = 0;
     apr_uint32_t pid = 0;
     const char *why = NULL;
@@ -75,7 +75,7 @@ static void decode_input(apr_pool_t *p, const unsigned char *data, size_t size)
         again = azt_entry_encode_pending(p, KEY, stamp, pid, &len);
     }
     else {
-        FZ_CHECK((code == TSL_OK) == (id != NULL), "answer code and identity disagree");
+        FZ_CHECK((code == AZT_IDENTIFIED) == (id != NULL), "answer code and identity disagree");
         again = azt_entry_encode_answer(p, KEY, code, id, stamp, &len);
     }
     /* An identity that decodes may encode differently (JSON spelling); the
@@ -93,7 +93,7 @@ static void round_trip(apr_pool_t *p, const char *json, size_t size)
     const unsigned char *b;
     unsigned char *copy;
     apr_size_t len = 0, at;
-    tsl_code code;
+    azt_outcome code;
     apr_time_t stamp = 0;
     apr_uint32_t pid;
     const char *why;
@@ -103,13 +103,13 @@ static void round_trip(apr_pool_t *p, const char *json, size_t size)
         return;
     }
     tsl_identity_clean(id);
-    b = azt_entry_encode_answer(p, KEY, TSL_OK, id, 1700000000000000, &len);
+    b = azt_entry_encode_answer(p, KEY, AZT_IDENTIFIED, id, 1700000000000000, &len);
     if (!b) {
         return;      /* not shareable (a required field emptied, too large) */
     }
     FZ_CHECK(azt_entry_decode(p, KEY, b, len, &code, &back, &stamp, &pid, &why)
              == AZT_ENTRY_ANSWER, "an encoded identity does not decode: %s", why);
-    FZ_CHECK(code == TSL_OK && back && stamp == 1700000000000000, "decoded answer differs");
+    FZ_CHECK(code == AZT_IDENTIFIED && back && stamp == 1700000000000000, "decoded answer differs");
     FZ_CHECK(same(id->login_name, back->login_name) && same(id->display_name, back->display_name)
              && same(id->profile_pic_url, back->profile_pic_url)
              && same(id->node_name, back->node_name) && same(id->node_short, back->node_short)

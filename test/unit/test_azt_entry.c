@@ -40,7 +40,7 @@ static tsl_identity *parse(const char *json)
     tsl_result r;
 
     tsl_result_init(&r);
-    if (tsl_identity_parse(pool, json, strlen(json), &id, &r) != TSL_OK) {
+    if (tsl_identity_parse(pool, json, strlen(json), &id, &r) != AZT_IDENTIFIED) {
         printf("# parse failed: %s\n", r.text);
         abort();
     }
@@ -83,16 +83,16 @@ static void round_trip(const char *json, const char *name)
     tsl_identity *id = parse(json), *back = NULL;
     const unsigned char *b;
     apr_size_t len = 0;
-    tsl_code code = TSL_ERR_TIMEOUT;
+    azt_outcome code = AZT_UNAVAILABLE;
     apr_time_t stamp = 0;
     apr_uint32_t pid = 1;
     const char *why;
 
-    b = azt_entry_encode_answer(pool, KEY, TSL_OK, id, 1234567890123, &len);
+    b = azt_entry_encode_answer(pool, KEY, AZT_IDENTIFIED, id, 1234567890123, &len);
     TU_CHECK(b != NULL, apr_psprintf(pool, "%s: encoded", name));
     TU_CHECK(azt_entry_decode(pool, KEY, b, len, &code, &back, &stamp, &pid, &why)
              == AZT_ENTRY_ANSWER, apr_psprintf(pool, "%s: decodes as an answer", name));
-    TU_CHECK(code == TSL_OK && back && same_identity(id, back),
+    TU_CHECK(code == AZT_IDENTIFIED && back && same_identity(id, back),
              apr_psprintf(pool, "%s: the same identity", name));
     TU_CHECK(stamp == 1234567890123, apr_psprintf(pool, "%s: when tailscaled answered", name));
 }
@@ -102,7 +102,7 @@ static void never_from_damage(const unsigned char *b, apr_size_t len, const char
 {
     unsigned char *copy = malloc(len + 1);
     tsl_identity *id;
-    tsl_code code;
+    azt_outcome code;
     apr_time_t stamp;
     apr_uint32_t pid;
     const char *why;
@@ -138,7 +138,7 @@ int main(void)
     const unsigned char *b;
     unsigned char *copy;
     apr_size_t len;
-    tsl_code code;
+    azt_outcome code;
     apr_time_t stamp;
     apr_uint32_t pid;
     const char *why;
@@ -150,9 +150,9 @@ int main(void)
     round_trip(TAGGED_JSON, "tagged node, CapMap null");
     round_trip(SHARED_JSON, "shared-in node");
 
-    b = azt_entry_encode_answer(pool, KEY, TSL_ERR_NOT_FOUND, NULL, 42, &len);
+    b = azt_entry_encode_answer(pool, KEY, AZT_NOT_A_PEER, NULL, 42, &len);
     TU_CHECK(b && azt_entry_decode(pool, KEY, b, len, &code, &back, &stamp, &pid, &why)
-                  == AZT_ENTRY_ANSWER && code == TSL_ERR_NOT_FOUND && !back && stamp == 42,
+                  == AZT_ENTRY_ANSWER && code == AZT_NOT_A_PEER && !back && stamp == 42,
              "not a peer reads back, with its time");
     never_from_damage(b, len, "not a peer");
 
@@ -163,7 +163,7 @@ int main(void)
     never_from_damage(b, len, "pending");
 
     id = parse(USER_JSON);
-    b = azt_entry_encode_answer(pool, KEY, TSL_OK, id, 99, &len);
+    b = azt_entry_encode_answer(pool, KEY, AZT_IDENTIFIED, id, 99, &len);
     printf("# a user's entry with three capabilities: %lu bytes\n", (unsigned long)len);
     never_from_damage(b, len, "identity");
     TU_CHECK(azt_entry_decode(pool, KEY "x", b, len, &code, &back, &stamp, &pid, &why)
@@ -187,13 +187,13 @@ int main(void)
 
     id = parse(USER_JSON);
     id->login_name = "";
-    TU_CHECK(azt_entry_encode_answer(pool, KEY, TSL_OK, id, 1, &len) == NULL,
+    TU_CHECK(azt_entry_encode_answer(pool, KEY, AZT_IDENTIFIED, id, 1, &len) == NULL,
              "an identity whose login was dropped is not shared (it would not read back)");
-    TU_CHECK(azt_entry_encode_answer(pool, KEY, TSL_ERR_TIMEOUT, NULL, 1, &len) == NULL,
+    TU_CHECK(azt_entry_encode_answer(pool, KEY, AZT_UNAVAILABLE, NULL, 1, &len) == NULL,
              "nothing an error produced is encoded");
     id = parse(USER_JSON);
     id->display_name = apr_pstrcat(pool, apr_psprintf(pool, "%0*d", AZT_ENTRY_MAX, 0), NULL);
-    TU_CHECK(azt_entry_encode_answer(pool, KEY, TSL_OK, id, 1, &len) == NULL,
+    TU_CHECK(azt_entry_encode_answer(pool, KEY, AZT_IDENTIFIED, id, 1, &len) == NULL,
              "an identity larger than an entry may be is not shared");
 
     apr_pool_destroy(pool);
