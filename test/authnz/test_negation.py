@@ -42,13 +42,18 @@ DOWN = {
 FAULTS = ["down", "hang", "garbage", "http500"]
 
 
-def config():
-    parts = [NO_CACHE]
-    for mode in DOWN:
-        for shape, rule in SHAPES.items():
-            parts.append(f"<Location /p/{mode}-{shape}>\n  AuthTailscaleUnavailable {mode}\n"
-                         f"  {rule}\n</Location>")
+def shape_locations(head, prefix, modes, shapes):
+    """head, then a location /p/<prefix><mode>-<shape> per mode and shape."""
+    parts = [head]
+    for mode in modes:
+        for shape, rule in shapes.items():
+            parts.append(f"<Location /p/{prefix}{mode}-{shape}>\n"
+                         f"  AuthTailscaleUnavailable {mode}\n  {rule}\n</Location>")
     return "\n".join(parts)
+
+
+def config():
+    return shape_locations(NO_CACHE, "", DOWN, SHAPES)
 
 
 @pytest.mark.parametrize("fault", FAULTS)

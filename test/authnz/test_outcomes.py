@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from .site import SECRET
+from .test_negation import shape_locations
 
 TOP = Path(__file__).resolve().parents[2]
 
@@ -108,12 +109,7 @@ def test_every_lookup_path_without_an_identity_is_listed():
 
 
 def config():
-    parts = [NO_CACHE]
-    for mode in MODES:
-        for shape, rule in SHAPES.items():
-            parts.append(f"<Location /p/o-{mode}-{shape}>\n  AuthTailscaleUnavailable {mode}\n"
-                         f"  {rule}\n</Location>")
-    return "\n".join(parts)
+    return shape_locations(NO_CACHE, "o-", MODES, SHAPES)
 
 
 def check_never_granted(site, label):
