@@ -473,3 +473,57 @@ def test_token_is_reused_while_fresh_and_differs_per_audience(assertion_site):
     # ECDSA signatures are randomized: equal tokens were signed once
     assert len(set(tokens[:4])) <= 2, tokens
     assert tokens[4] not in tokens[:4]
+
+
+# ---- a third verifier: Apache with mod_auth_openidc -----------------------
+
+OIDC_BACKEND = """
+OIDCOAuthVerifyJwksUri @JWKS@
+OIDCOAuthRemoteUserClaim email
+Header always set X-Remote-User "expr=%{REMOTE_USER}"
+<Location />
+  RequestHeader set Authorization "expr=Bearer %{req:Tailscale-Jwt-Assertion}"
+  AuthType oauth20
+  <RequireAll>
+    Require valid-user
+    Require claim iss:https://127.0.0.1
+    Require claim aud:https://app.example.com
+  </RequireAll>
+</Location>
+"""
+
+
+@pytest.mark.skipif(not Path("/usr/lib/apache2/modules/mod_auth_openidc.so").exists(),
+                    reason="libapache2-mod-auth-openidc is not installed (build/setup installs it)")
+def test_mod_auth_openidc_backend_accepts_the_documented_configuration(make_site, make_httpd):
+    """docs/assertion.md's mod_auth_openidc example, as a backend Apache."""
+    backend = make_httpd("", start=False, our=(), modules=["auth_openidc"])
+    site = make_site(f"""
+ProxyPass /good/ http://127.0.0.1:{backend.port}/
+ProxyPass /wrong-aud/ http://127.0.0.1:{backend.port}/
+ProxyPass /none/ http://127.0.0.1:{backend.port}/
+<Location /.well-known/jwks.json>
+  SetHandler tailscale-jwks
+</Location>
+<Location /good/>
+  Require tailscale-user *
+  AuthTailscaleAssertion on
+  AuthTailscaleAssertionAudience https://app.example.com
+</Location>
+<Location /wrong-aud/>
+  Require tailscale-user *
+  AuthTailscaleAssertion on
+  AuthTailscaleAssertionAudience https://other.example
+</Location>
+<Location /none/>
+  Require tailscale-user *
+</Location>
+""", modules=["proxy", "proxy_http"])
+    backend.set_config(OIDC_BACKEND.replace("@JWKS@", jwks_url(site)))
+    backend.write_file("index.html", "backend says hello\n")
+    backend.start()
+    status, headers, body = site.raw("laptop", "/good/index.html")
+    assert status == 200 and "backend says hello" in body, (status, body, backend.error_log()[-2000:])
+    assert headers.get("x-remote-user") == "alice@example.com"
+    assert site.raw("laptop", "/wrong-aud/index.html")[0] in (401, 403)
+    assert site.raw("laptop", "/none/index.html")[0] == 401

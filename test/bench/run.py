@@ -22,6 +22,9 @@ per module tree (this one and, with --modules-from, the other, side by side),
 40 clients from 25 new tailnet nodes asking a protected URL for 12 s while
 the emulator accepts and never answers (test/bench/hang_load.py), then the
 time to normal service once it answers again.
+Row 8 (`--only assertion`): the identity location of row 3 with and without
+AuthTailscaleAssertion (a signed JWT per request, reused while fresh), keep-alive,
+alternating rounds.
 Nothing here asserts timings: it prints figures.  docs/benchmark.md explains
 every row.
 """
@@ -71,6 +74,12 @@ ROWS = [
     ("user", "Require tailscale-user *@example.com"),
     ("ident", "AuthType tailscale + identity env/headers"),
 ]
+# Row 8: the identity location of row 3 without (its own /ident/) and with a
+# signed assertion (the same location plus AuthTailscaleAssertion on).
+ASSERT_ROWS = [
+    ("ident", "AuthType tailscale, assertion off"),
+    ("assert", "AuthType tailscale, AuthTailscaleAssertion on"),
+]
 BODY = "<!doctype html><title>bench</title><p>" + "x" * 180 + "</p>\n"   # ~230 bytes
 
 # The baseline and the tailnet rule, as rows 1-3 and row 7 serve them.
@@ -91,6 +100,19 @@ H2Direct on
   Require valid-user
   AuthTailscaleHeaders on
   Header set X-Tailscale-User "%{TAILSCALE_USER_LOGIN}e"
+</Location>
+<Location /assert/>
+  AuthType tailscale
+  Require valid-user
+  AuthTailscaleHeaders on
+  AuthTailscaleAssertion on
+  Header set X-Tailscale-User "%{TAILSCALE_USER_LOGIN}e"
+</Location>
+<Location /assert-check/>
+  AuthType tailscale
+  Require valid-user
+  AuthTailscaleAssertion on
+  Header set X-Assertion "%{Tailscale-Jwt-Assertion}i"
 </Location>
 """
 
@@ -415,7 +437,7 @@ class Bench:
         self.httpd = Httpd(self.base / "httpd", config=conf, mpm="event",
                            modules=["headers", "http2"], our=["authnz_tailscale"],
                            socket_path=self.emu.socket_path, tailnet=True)
-        for row, _ in ROWS:
+        for row in [r for r, _ in ROWS + ASSERT_ROWS] + ["assert-check"]:
             self.httpd.write_file(f"{row}/bench.html", BODY)
         self.httpd.start()
         self.check_rows()
@@ -437,6 +459,12 @@ class Bench:
                                        f"\n{self.httpd.error_log()[-2000:]}")
                 if row == "ident" and f"x-tailscale-user: {BENCH_USER}" not in r.stdout.lower():
                     raise RuntimeError(f"/ident/ did not export the identity: {r.stdout}")
+        # Row 8's location must really carry a signed assertion.
+        r = self.ns.run(["curl", "-sS", "-o", "/dev/null", "-D", "-", "--interface", srcs[0],
+                         "--max-time", "10", self.url("assert-check")], check=False)
+        if "x-assertion: eyj" not in r.stdout.lower():
+            raise RuntimeError(f"/assert-check/ got no Tailscale-Jwt-Assertion: {r.stdout}"
+                               f"\n{self.httpd.error_log()[-2000:]}")
         # h2c with prior knowledge must really be HTTP/2.
         r = self.ns.run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
                          "%{http_version} %{http_code}", "--max-time", "10", self.url("ident")],
@@ -477,6 +505,25 @@ class Bench:
             run_wrk(self.ns, self.url(row), self.a.connections, 1)
         self.rounds("keepalive", lambda row: run_wrk(self.ns, self.url(row),
                                                      self.a.connections, secs))
+
+    def assertion(self):
+        """Row 8: keep-alive throughput of the identity location with and
+        without the signed assertion, alternating rounds."""
+        secs = self.a.duration
+        for row, _ in ASSERT_ROWS:
+            run_wrk(self.ns, self.url(row), self.a.connections, 1)
+        per_row = {row: [] for row, _ in ASSERT_ROWS}
+        for rnd in range(self.a.rounds):
+            order = ASSERT_ROWS if rnd % 2 == 0 else ASSERT_ROWS[::-1]
+            for row, _ in order:
+                res = self.measured(lambda rw: run_wrk(self.ns, self.url(rw), self.a.connections,
+                                                       secs), row)
+                res["round"] = rnd
+                per_row[row].append(res)
+                log(f"assertion round {rnd + 1} {row}: {res['rps']:.0f} req/s, httpd "
+                    f"{fmt(res['cpu_us'])} CPU us/req, p50 {res['p50']} ms p99 {res['p99']} ms "
+                    f"errors {res.get('errors', 0)}")
+        self.results["assertion"] = per_row
 
     def newconn(self):
         secs = self.a.duration
@@ -1007,23 +1054,24 @@ def table(bench, settings, vers):
            "p99 ms", "+p50 ms", "+p99 ms", "notes", "target", "met"]
     rows = []
 
-    def section(num, key, title, target_ratio, extra=None):
+    def section(num, key, title, target_ratio, extra=None, variants=ROWS):
         per = R.get(key)
         if not per:
             return
-        base = per["base"]
+        first = variants[0][0]
+        base = per[first]
         base_rps = median(r["rps"] for r in base)
         base_p50 = median(r["p50"] for r in base)
         base_p99 = median(r["p99"] for r in base)
         base_cpu = median(r.get("cpu_us") for r in base)
-        for row, label in ROWS:
+        for row, label in variants:
             rs = per[row]
             rps = median(r["rps"] for r in rs)
             p50 = median(r["p50"] for r in rs)
             p99 = median(r["p99"] for r in rs)
             cpu = median(r.get("cpu_us") for r in rs)
             cpu_s = fmt(cpu, ".1f")
-            if row != "base" and cpu is not None and base_cpu:
+            if row != first and cpu is not None and base_cpu:
                 cpu_s += f" ({cpu / base_cpu:.2f}×)"
             ratios = []
             for r in rs:
@@ -1037,21 +1085,21 @@ def table(bench, settings, vers):
                 note.append(f"{errs} errors")
             if extra:
                 note.append(extra(row, rs))
-            if len(ratios) > 1 and row != "base":
+            if len(ratios) > 1 and row != first:
                 note.append(f"ratios {min(ratios):.3f}–{max(ratios):.3f}")
             met = ""
             tgt = ""
-            if row != "base" and target_ratio:
+            if row != first and target_ratio:
                 tgt = f"≥ {target_ratio:.2f}×"
                 met = verdict(ratios, target_ratio)
-            if row == "base" and len(rs) > 1:
+            if row == first and len(rs) > 1:
                 lo, hi = min(r["rps"] for r in rs), max(r["rps"] for r in rs)
                 note.append(f"baseline spread across rounds {lo:.0f}–{hi:.0f} req/s")
-            rows.append([str(num) if row == "base" else "", title if row == "base" else "",
-                         label, f"{fmt(rps)} req/s", "1.000" if row == "base" else fmt(ratio, ".3f"),
+            rows.append([str(num) if row == first else "", title if row == first else "",
+                         label, f"{fmt(rps)} req/s", "1.000" if row == first else fmt(ratio, ".3f"),
                          cpu_s, fmt(p50, ".2f"), fmt(p99, ".2f"),
-                         "" if row == "base" else fmt(p50 - base_p50 if p50 is not None and base_p50 is not None else None, "+.2f"),
-                         "" if row == "base" else fmt(p99 - base_p99 if p99 is not None and base_p99 is not None else None, "+.2f"),
+                         "" if row == first else fmt(p50 - base_p50 if p50 is not None and base_p50 is not None else None, "+.2f"),
+                         "" if row == first else fmt(p99 - base_p99 if p99 is not None and base_p99 is not None else None, "+.2f"),
                          "; ".join(n for n in note if n), tgt, met])
 
     c = settings["connections"]
@@ -1197,6 +1245,9 @@ def table(bench, settings, vers):
                          f"{h['procs']} procs",
                          "≥ 600/800, 0 granted, ≤ 1 s", "yes" if met else "NO"])
 
+    section(8, "assertion", f"signed assertion, keep-alive (wrk, {c} conns)", 0.95,
+            variants=ASSERT_ROWS)
+
     widths = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
 
     def line(cells):
@@ -1220,7 +1271,7 @@ def main():
     ap.add_argument("--cache-size2", type=int, help="second AuthTailscaleCacheSize (default 4000, quick 2000)")
     ap.add_argument("--cert-reps", type=int, help="start-ups per variant (default 5, quick 3)")
     ap.add_argument("--only", help="comma list of: keepalive,newconn,ab,http2,callgrind,emulator,"
-                                   "cert,memory,hang")
+                                   "cert,memory,hang,assertion")
     ap.add_argument("--json", help="also write the raw results to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--cg-requests", type=int, help="requests per row under callgrind (default 2000, quick 600)")
@@ -1262,7 +1313,8 @@ def main():
     except FileNotFoundError as e:
         sys.exit(str(e))
     ensure_tools()
-    only = set((a.only or "keepalive,newconn,ab,http2,callgrind,emulator,cert,memory,hang").split(","))
+    only = set((a.only or "keepalive,newconn,ab,http2,callgrind,emulator,cert,memory,hang,"
+                          "assertion").split(","))
     vers = versions()
     settings = {"connections": a.connections, "duration": a.duration, "rounds": a.rounds,
                 "h2_connections": a.h2_connections, "h2_streams": a.h2_streams, "mpm": "event",
@@ -1281,7 +1333,7 @@ def main():
             return
         steps = [("keepalive", b.keepalive), ("newconn", b.newconn), ("ab", b.ab_crosscheck),
                  ("http2", b.http2), ("callgrind", b.callgrind), ("emulator", b.emulator), ("cert", b.cert_startup),
-                 ("memory", b.memory), ("hang", b.hang)]
+                 ("memory", b.memory), ("hang", b.hang), ("assertion", b.assertion)]
         for name, fn in steps:
             if name in only:
                 log(f"== {name}")
