@@ -68,7 +68,7 @@ Header always set X-Service "%{TAILSCALE_SERVICE}e" env=TAILSCALE_SERVICE
   Require valid-user
   AuthTailscaleAssertion on
   AuthTailscaleAssertionAudience https://app.example.com
-  Header always set X-Assertion "%{Tailscale-Jwt-Assertion}i"
+  Header always set X-Assertion "expr=%{req:Tailscale-Jwt-Assertion}"
 </Location>
 Alias /signed "@DOCROOT@/secret.html"
 

@@ -24,7 +24,7 @@ APLOG_USE_MODULE(authnz_tailscale);
 #define CACHE_SLOTS 256
 
 typedef struct {
-    char *said;                 /* kid, lifetime and claims without times; malloc'd */
+    char *said;                 /* key_of(): what the token says; malloc'd */
     char *token;                /* malloc'd */
     apr_time_t fresh_until;     /* reused before this: more than half its life left */
 } cached_token;
@@ -90,15 +90,59 @@ static void cache_put(unsigned slot, const char *said, const char *token, apr_ti
     free(t);
 }
 
-static json_t *string_list(const apr_array_header_t *a)
-{
-    json_t *list = json_array();
-    int i;
+/* What a token says, besides its times: gathered once per request, read by
+ * the cache key and by the claims alike. */
+typedef struct {
+    const tsl_identity *id;
+    const char *iss, *aud;
+    const char *caps;           /* accepted capabilities as JSON, or NULL */
+    const char *service;        /* or NULL */
+    int via_proxy;
+} claim_inputs;
 
-    for (i = 0; a && i < a->nelts; i++) {
-        json_array_append_new(list, json_string(APR_ARRAY_IDX(a, i, const char *)));
+static void push(apr_array_header_t *a, const char *s)
+{
+    APR_ARRAY_PUSH(a, const char *) = s ? s : "";
+}
+
+static void push_list(apr_array_header_t *a, const apr_array_header_t *list)
+{
+    push(a, apr_itoa(a->pool, list ? list->nelts : 0));
+    if (list) {
+        apr_array_cat(a, list);
     }
-    return list;
+}
+
+/* The cache key: the signing key, the lifetime and every input of
+ * claims_of(), joined by US (0x1f), a byte no identity string holds
+ * (tsl_identity_clean drops control characters) and no compact JSON or
+ * URL contains. Far cheaper than building the claims themselves. */
+static const char *key_of(apr_pool_t *p, const azt_key *key, int lifetime,
+                          const claim_inputs *in)
+{
+    const tsl_identity *id = in->id;
+    apr_array_header_t *a = apr_array_make(p, 32, sizeof(const char *));
+
+    push(a, key->kid);
+    push(a, apr_itoa(p, lifetime));
+    push(a, in->iss);
+    push(a, in->aud);
+    push(a, in->caps);
+    push(a, in->service);
+    push(a, in->via_proxy ? "1" : "0");
+    push(a, id->is_tagged ? "t" : "u");
+    push(a, apr_off_t_toa(p, id->user_id));
+    push(a, id->login_name);
+    push(a, id->display_name);
+    push(a, id->profile_pic_url);
+    push(a, apr_off_t_toa(p, id->node_id));
+    push(a, id->node_stable_id);
+    push(a, id->node_name);
+    push(a, id->tailnet);
+    push_list(a, id->addresses);
+    push_list(a, id->tags);
+    push_list(a, id->groups);
+    return apr_array_pstrcat(p, a, '\x1f');
 }
 
 /* Adds v (NULL: the value could not be made, so the claims are incomplete). */
@@ -116,29 +160,41 @@ static void put_nonempty(json_t *claims, const char *name, const char *v, int *o
     }
 }
 
-/* The claims that do not depend on time, in tsidp's names where it has
- * them. sub never names two principals: users and tagged nodes are
- * numbered apart and prefixed apart. */
-static json_t *claims_of(request_rec *r, const tsl_identity *id, int via_proxy,
-                         const char *service, const azt_dir_conf *dc)
+static json_t *string_list(const apr_array_header_t *a)
 {
+    json_t *list = json_array();
+    int i;
+
+    for (i = 0; a && i < a->nelts; i++) {
+        json_array_append_new(list, json_string(APR_ARRAY_IDX(a, i, const char *)));
+    }
+    return list;
+}
+
+/* The claims, in tsidp's names where it has them, from exactly what
+ * key_of() covers. sub never names two principals: users and tagged nodes
+ * are numbered apart and prefixed apart. */
+static json_t *claims_of(apr_pool_t *p, const claim_inputs *in, apr_int64_t iat, int lifetime)
+{
+    const tsl_identity *id = in->id;
     json_t *c = json_object();
     int ok = c != NULL;
 
-    put(c, "iss", json_string(azt_conf_assertion_issuer(r)), &ok);
-    put(c, "aud", json_string(azt_conf_assertion_audience(r, dc)), &ok);
+    put(c, "iss", json_string(in->iss), &ok);
+    put(c, "aud", json_string(in->aud), &ok);
+    put(c, "iat", json_integer(iat), &ok);
+    put(c, "nbf", json_integer(iat), &ok);
+    put(c, "exp", json_integer(iat + lifetime), &ok);
     if (id->is_tagged) {
-        put(c, "sub", json_string(apr_pstrcat(r->pool, "node:", id->node_stable_id, NULL)),
-            &ok);
+        put(c, "sub", json_string(apr_pstrcat(p, "node:", id->node_stable_id, NULL)), &ok);
     }
     else {
         const char *at = strrchr(id->login_name, '@');
 
-        put(c, "sub", json_string(apr_psprintf(r->pool, "user:%" APR_INT64_T_FMT,
-                                               id->user_id)), &ok);
+        put(c, "sub", json_string(apr_psprintf(p, "user:%" APR_INT64_T_FMT, id->user_id)), &ok);
         put(c, "email", json_string(id->login_name), &ok);
         put(c, "preferred_username",
-            json_string(at ? apr_pstrmemdup(r->pool, id->login_name, at - id->login_name)
+            json_string(at ? apr_pstrmemdup(p, id->login_name, at - id->login_name)
                            : id->login_name), &ok);
         put_nonempty(c, "name", id->display_name, &ok);
         put_nonempty(c, "picture", id->profile_pic_url, &ok);
@@ -154,12 +210,11 @@ static json_t *claims_of(request_rec *r, const tsl_identity *id, int via_proxy,
     if (id->groups->nelts) {
         put(c, "groups", string_list(id->groups), &ok);
     }
-    if (dc->accept_caps && id->capmap_json) {
-        put(c, "caps", json_loads(tsl_identity_caps_filtered(r->pool, id, dc->accept_caps),
-                                  0, NULL), &ok);
+    if (in->caps) {
+        put(c, "caps", json_loads(in->caps, 0, NULL), &ok);
     }
-    put_nonempty(c, "service", service, &ok);
-    put(c, "via_proxy", json_boolean(via_proxy), &ok);
+    put_nonempty(c, "service", in->service, &ok);
+    put(c, "via_proxy", json_boolean(in->via_proxy), &ok);
     if (!ok) {
         json_decref(c);
         return NULL;
@@ -167,26 +222,20 @@ static json_t *claims_of(request_rec *r, const tsl_identity *id, int via_proxy,
     return c;
 }
 
-/* Compact JSON of v in r's pool (jansson writes into our buffer). */
-static char *dump(apr_pool_t *p, const json_t *v, const char *prefix)
+/* Compact JSON of v in p (jansson writes into our buffer). */
+static char *dump(apr_pool_t *p, const json_t *v)
 {
-    size_t plen = strlen(prefix);
-    char buf[2048];
-    size_t n = json_dumpb(v, buf, sizeof(buf), JSON_COMPACT);
+    size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT);
     char *out;
 
     if (n == 0) {
         return NULL;
     }
-    out = apr_palloc(p, plen + n + 1);
-    memcpy(out, prefix, plen);
-    if (n <= sizeof(buf)) {
-        memcpy(out + plen, buf, n);
-    }
-    else if (json_dumpb(v, out + plen, n, JSON_COMPACT) != n) {
+    out = apr_palloc(p, n + 1);
+    if (json_dumpb(v, out, n, JSON_COMPACT) != n) {
         return NULL;
     }
-    out[plen + n] = '\0';
+    out[n] = '\0';
     return out;
 }
 
@@ -226,10 +275,11 @@ const char *azt_assertion_token(request_rec *r, const tsl_identity *id, int via_
     int lifetime = azt_conf_assertion_lifetime(dc);
     apr_time_t now = apr_time_now();
     apr_int64_t iat = apr_time_sec(now);
+    claim_inputs in;
     json_t *claims;
-    const char *said, *token = NULL;
+    const char *said, *payload, *token;
+    apr_ssize_t len = APR_HASH_KEY_STRING;
     unsigned slot;
-    apr_ssize_t len;
 
     if (!keys || !keys->nelts) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -239,33 +289,31 @@ const char *azt_assertion_token(request_rec *r, const tsl_identity *id, int via_
         return NULL;
     }
     key = APR_ARRAY_IDX(keys, 0, const azt_key *);
-    claims = claims_of(r, id, via_proxy, service, dc);
-    said = claims ? dump(r->pool, claims,
-                         apr_psprintf(r->pool, "%s %d ", key->kid, lifetime)) : NULL;
-    if (said) {
-        len = APR_HASH_KEY_STRING;
-        slot = apr_hashfunc_default(said, &len) % CACHE_SLOTS;
-        token = cache_get(r->pool, slot, said, now);
-        if (!token) {
-            char *payload;
-
-            json_object_set_new(claims, "iat", json_integer(iat));
-            json_object_set_new(claims, "nbf", json_integer(iat));
-            json_object_set_new(claims, "exp", json_integer(iat + lifetime));
-            payload = dump(r->pool, claims, "");
-            token = payload ? sign(r, key, payload) : NULL;
-            if (token) {
-                cache_put(slot, said, token,
-                          apr_time_from_sec(iat) + apr_time_from_sec(lifetime) / 2);
-            }
-        }
+    in.id = id;
+    in.iss = azt_conf_assertion_issuer(r);
+    in.aud = azt_conf_assertion_audience(r, dc);
+    in.caps = dc->accept_caps && id->capmap_json
+              ? tsl_identity_caps_filtered(r->pool, id, dc->accept_caps) : NULL;
+    in.service = service;
+    in.via_proxy = via_proxy;
+    said = key_of(r->pool, key, lifetime, &in);
+    slot = apr_hashfunc_default(said, &len) % CACHE_SLOTS;
+    if ((token = cache_get(r->pool, slot, said, now)) != NULL) {
+        return token;
     }
-    else {
+    claims = claims_of(r->pool, &in, iat, lifetime);
+    payload = claims ? dump(r->pool, claims) : NULL;
+    json_decref(claims);
+    if (!payload) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "TS01063: cannot put the identity of %s into an assertion (a value "
                       "is not valid UTF-8, or out of memory); the request goes on "
                       "without " AZT_ASSERTION_HEADER, id->node_name);
+        return NULL;
     }
-    json_decref(claims);
+    token = sign(r, key, payload);
+    if (token) {
+        cache_put(slot, said, token, apr_time_from_sec(iat) + apr_time_from_sec(lifetime) / 2);
+    }
     return token;
 }

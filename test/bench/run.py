@@ -112,7 +112,7 @@ H2Direct on
   AuthType tailscale
   Require valid-user
   AuthTailscaleAssertion on
-  Header set X-Assertion "%{Tailscale-Jwt-Assertion}i"
+  Header set X-Assertion "expr=%{req:Tailscale-Jwt-Assertion}"
 </Location>
 """
 
