@@ -59,6 +59,19 @@ Header always set X-Groups "%{TAILSCALE_USER_GROUPS}e" env=TAILSCALE_USER_GROUPS
 Header always set X-Caps "%{TAILSCALE_APP_CAPABILITIES}e" env=TAILSCALE_APP_CAPABILITIES
 Header always set X-Service "%{TAILSCALE_SERVICE}e" env=TAILSCALE_SERVICE
 
+# --- assertion: a signed identity any backend can verify ------------------
+<Location /.well-known/jwks.json>
+  SetHandler tailscale-jwks
+</Location>
+<Location /signed>
+  AuthType tailscale
+  Require valid-user
+  AuthTailscaleAssertion on
+  AuthTailscaleAssertionAudience https://app.example.com
+  Header always set X-Assertion "expr=%{req:Tailscale-Jwt-Assertion}"
+</Location>
+Alias /signed "@DOCROOT@/secret.html"
+
 # --- a Tailscale Service: svc:web's VIPs on this node ----------------------
 Listen 100.100.100.50:@TS_PORT@
 Listen [fd7a:115c:a1e0::50]:@TS_PORT@
@@ -121,6 +134,36 @@ def show_matrix(get):
         print(row)
 
 
+def show_assertion(httpd, get):
+    """One token (here echoed back in X-Assertion; a backend gets it as a
+    request header), verified with PyJWT against the server's JWK Set."""
+    print("  " + section(CONFIG, "assertion").strip().replace("\n", "\n  "))
+    try:
+        import jwt
+    except ImportError:
+        print("  (PyJWT is not installed: apt-get install python3-jwt to verify the token)")
+        return
+    status, headers, _ = get("laptop", "/signed")
+    token = headers.get("x-assertion", "")
+    if status != 200 or not token:
+        print(f"  laptop /signed: {status}, no token; see the error log")
+        return
+    jwks = jwt.PyJWKClient(httpd.url("/.well-known/jwks.json"))
+    claims = jwt.decode(token, jwks.get_signing_key_from_jwt(token).key, algorithms=["ES256"],
+                        issuer="https://127.0.0.1", audience="https://app.example.com")
+    print(f"  laptop's token ({len(token)} bytes, kid {jwt.get_unverified_header(token)['kid']}) "
+          f"verified by PyJWT against {httpd.url('/.well-known/jwks.json')}:")
+    for k in ("iss", "aud", "sub", "email", "name", "node", "tailnet", "via_proxy"):
+        print(f"    {k:<10} {claims.get(k)!r}")
+    print(f"    exp - iat  {claims['exp'] - claims['iat']} s")
+    try:
+        jwt.decode(token, jwks.get_signing_key_from_jwt(token).key, algorithms=["ES256"],
+                   issuer="https://127.0.0.1", audience="https://other.example.com")
+        print("  a backend with another audience accepted it: this is a bug")
+    except jwt.InvalidAudienceError:
+        print("  a backend expecting https://other.example.com refuses it (InvalidAudienceError)")
+
+
 def main():
     if os.geteuid() != 0:
         sys.exit("build/demo must run as root (httpd, network namespaces).")
@@ -150,7 +193,7 @@ def main():
             mode = "loopback"
 
         our = ["authnz_tailscale"] + (["md_tailscale"] if md_available() else [])
-        config = section(CONFIG, "identity")
+        config = section(CONFIG, "identity") + section(CONFIG, "assertion")
         if mode == "netns":   # the VIPs need the namespace's server side
             for vip in (netns_lib.SERVICE_V4, netns_lib.SERVICE_V6):
                 ns.add_server_address(vip)
@@ -195,6 +238,9 @@ def main():
                       f"caps={headers.get('x-caps', '')}")
             else:
                 print(f"  {client:<11} {status}")
+
+        title("A signed identity for backends (Tailscale-Jwt-Assertion, docs/assertion.md)")
+        show_assertion(httpd, get)
 
         title("A Tailscale Service: the grants follow the address the client reached")
         if mode == "netns":

@@ -25,7 +25,8 @@ static int is_tailscale_auth(request_rec *r)
 int azt_needs_identity(request_rec *r)
 {
     azt_dir_conf *dc = azt_dir_conf_get(r);
-    return dc->uses_tailscale || azt_conf_headers(dc) || is_tailscale_auth(r);
+    return dc->uses_tailscale || azt_conf_headers(dc) || azt_conf_assertion(dc)
+        || is_tailscale_auth(r);
 }
 
 int azt_access_check(request_rec *r)

@@ -10,12 +10,19 @@
 #include "azt_config.h"
 #include "azt_rules.h"
 #include "azt_shared.h"
+#include "azt_keys.h"
 
 #define AZT_DEFAULT_TTL          apr_time_from_sec(10)
 #define AZT_DEFAULT_NEGATIVE_TTL apr_time_from_sec(5)
 #define AZT_DEFAULT_TIMEOUT      apr_time_from_sec(2)
 #define AZT_DEFAULT_CACHE_SIZE   1000
 #define AZT_MAX_CACHE_SIZE       1000000
+#define AZT_DEFAULT_ASSERTION_LIFETIME 60
+#define AZT_MAX_ASSERTION_LIFETIME     3600
+#define AZT_DEFAULT_KEY_DIR      "authnz_tailscale"
+
+/* Set by AuthTailscaleAssertion on while the configuration is read. */
+static int assertion_used;
 
 void *azt_create_server_conf(apr_pool_t *p, server_rec *s)
 {
@@ -44,6 +51,10 @@ void *azt_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
                                                          : base->strip_headers;
     sc->behind_serve = add->behind_serve != AZT_UNSET ? add->behind_serve
                                                        : base->behind_serve;
+    sc->assertion_keys = add->assertion_keys ? add->assertion_keys : base->assertion_keys;
+    sc->assertion_issuer = add->assertion_issuer ? add->assertion_issuer
+                                                 : base->assertion_issuer;
+    sc->assertion_key_dir = base->assertion_key_dir;
     return sc;
 }
 
@@ -53,6 +64,8 @@ void *azt_create_dir_conf(apr_pool_t *p, char *dir)
     dc->headers = AZT_UNSET;
     dc->tagged_user = AZT_TAGGED_USER_UNSET;
     dc->unavailable = AZT_UNAVAILABLE_UNSET;
+    dc->assertion = AZT_UNSET;
+    dc->assertion_lifetime = AZT_UNSET;
     return dc;
 }
 
@@ -66,6 +79,11 @@ void *azt_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
                                                                 : base->tagged_user;
     dc->unavailable = add->unavailable != AZT_UNAVAILABLE_UNSET ? add->unavailable
                                                                 : base->unavailable;
+    dc->assertion = add->assertion != AZT_UNSET ? add->assertion : base->assertion;
+    dc->assertion_audience = add->assertion_audience ? add->assertion_audience
+                                                     : base->assertion_audience;
+    dc->assertion_lifetime = add->assertion_lifetime != AZT_UNSET ? add->assertion_lifetime
+                                                                  : base->assertion_lifetime;
     /* Decided per section from its effective rules: its own when they
      * replace the parent's (AuthMerging Off, the default), else both. */
     dc->own_rules = add->own_rules ? add->own_rules : base->own_rules;
@@ -120,6 +138,45 @@ azt_tagged_user azt_conf_tagged_user(const azt_dir_conf *dc)
 azt_unavailable azt_conf_unavailable(const azt_dir_conf *dc)
 {
     return dc->unavailable != AZT_UNAVAILABLE_UNSET ? dc->unavailable : AZT_UNAVAILABLE_ERROR;
+}
+
+int azt_conf_assertion(const azt_dir_conf *dc)
+{
+    return dc->assertion == 1;
+}
+
+int azt_conf_assertion_lifetime(const azt_dir_conf *dc)
+{
+    return dc->assertion_lifetime != AZT_UNSET ? dc->assertion_lifetime
+                                               : AZT_DEFAULT_ASSERTION_LIFETIME;
+}
+
+const char *azt_conf_assertion_issuer(request_rec *r)
+{
+    const char *iss = azt_server_conf_get(r->server)->assertion_issuer;
+    return iss ? iss : apr_pstrcat(r->pool, "https://", r->server->server_hostname, NULL);
+}
+
+const char *azt_conf_assertion_audience(request_rec *r, const azt_dir_conf *dc)
+{
+    /* scheme://host[:port] as the client asked for it */
+    return dc->assertion_audience ? dc->assertion_audience : ap_construct_url(r->pool, "", r);
+}
+
+const char *azt_conf_assertion_key_dir(apr_pool_t *p, server_rec *main_server)
+{
+    const char *dir = azt_server_conf_get(main_server)->assertion_key_dir;
+    return ap_server_root_relative(p, dir ? dir : AZT_DEFAULT_KEY_DIR);
+}
+
+int azt_conf_assertion_used(void)
+{
+    return assertion_used;
+}
+
+void azt_conf_pre_config(void)
+{
+    assertion_used = 0;
 }
 
 azt_server_conf *azt_server_conf_get(server_rec *s)
@@ -298,6 +355,83 @@ static const char *set_unavailable(cmd_parms *cmd, void *dcv, const char *arg)
     return NULL;
 }
 
+static const char *set_assertion(cmd_parms *cmd, void *dcv, int flag)
+{
+    ((azt_dir_conf *)dcv)->assertion = flag;
+    assertion_used |= flag;
+    return NULL;
+}
+
+static const char *set_assertion_audience(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    if (!*arg) {
+        return apr_psprintf(cmd->pool, "%s: give the audience backends expect, e.g. "
+                            "https://app.example.ts.net", cmd->cmd->name);
+    }
+    ((azt_dir_conf *)dcv)->assertion_audience = arg;
+    return NULL;
+}
+
+static const char *set_assertion_lifetime(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    char *end;
+    apr_int64_t n = apr_strtoi64(arg, &end, 10);
+
+    if (!apr_isdigit(*arg) || *end != '\0' || n < 1 || n > AZT_MAX_ASSERTION_LIFETIME) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of seconds between 1 "
+                            "and %d", cmd->cmd->name, arg, AZT_MAX_ASSERTION_LIFETIME);
+    }
+    ((azt_dir_conf *)dcv)->assertion_lifetime = (int)n;
+    return NULL;
+}
+
+static const char *set_assertion_issuer(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    apr_uri_t uri;
+
+    if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || !uri.scheme || !uri.hostname
+        || (strcasecmp(uri.scheme, "https") && strcasecmp(uri.scheme, "http"))) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an http(s) URL; give the issuer "
+                            "backends expect, e.g. https://web1.tail1234.ts.net",
+                            cmd->cmd->name, arg);
+    }
+    azt_server_conf_get(cmd->server)->assertion_issuer = arg;
+    return NULL;
+}
+
+/* Read by the parent as root while it reads the configuration, before any
+ * child exists: a bad key stops `apachectl -t` with the line it is on. */
+static const char *add_assertion_key(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    azt_server_conf *sc = azt_server_conf_get(cmd->server);
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    const char *err;
+    azt_key *key;
+
+    if (!path) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a valid path", cmd->cmd->name, arg);
+    }
+    if ((err = azt_key_load(cmd->pool, path, &key)) != NULL) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+    }
+    if (!sc->assertion_keys) {
+        sc->assertion_keys = apr_array_make(cmd->pool, 2, sizeof(azt_key *));
+    }
+    APR_ARRAY_PUSH(sc->assertion_keys, azt_key *) = key;
+    return NULL;
+}
+
+static const char *set_assertion_key_dir(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (err) {
+        return err;
+    }
+    azt_server_conf_get(cmd->server)->assertion_key_dir = arg;
+    return NULL;
+}
+
 const command_rec azt_cmds[] = {
     AP_INIT_TAKE1("AuthTailscaleURL", set_socket, NULL, RSRC_CONF,
                   "tailscaled LocalAPI socket: a path or file://localhost/<path>"),
@@ -328,6 +462,20 @@ const command_rec azt_cmds[] = {
                   "REMOTE_USER for tagged nodes: off (not users), node or tags"),
     AP_INIT_TAKE1("AuthTailscaleUnavailable", set_unavailable, NULL, OR_AUTHCFG,
                   "when tailscaled cannot answer: error (503) or deny"),
+    AP_INIT_FLAG("AuthTailscaleAssertion", set_assertion, NULL, RSRC_CONF | ACCESS_CONF,
+                 "add Tailscale-Jwt-Assertion, a signed JWT of the tailnet identity"),
+    AP_INIT_TAKE1("AuthTailscaleAssertionAudience", set_assertion_audience, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "aud of the assertion (default: scheme://host[:port] asked for)"),
+    AP_INIT_TAKE1("AuthTailscaleAssertionLifetime", set_assertion_lifetime, NULL,
+                  RSRC_CONF | ACCESS_CONF, "seconds an assertion is valid (default 60)"),
+    AP_INIT_TAKE1("AuthTailscaleAssertionIssuer", set_assertion_issuer, NULL, RSRC_CONF,
+                  "iss of the assertion (default: https://ServerName)"),
+    AP_INIT_TAKE1("AuthTailscaleAssertionKey", add_assertion_key, NULL, RSRC_CONF,
+                  "PEM EC P-256 private key; the first signs, all are published"),
+    AP_INIT_TAKE1("AuthTailscaleAssertionKeyDir", set_assertion_key_dir, NULL, RSRC_CONF,
+                  "where the generated signing key is kept (default authnz_tailscale "
+                  "under ServerRoot)"),
     AP_INIT_RAW_ARGS(AZT_RULES_MARKER, azt_rules_marker, NULL, OR_AUTHCFG,
                      "(internal) what a section's own Require lines need"),
     {NULL}

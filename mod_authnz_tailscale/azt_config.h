@@ -46,6 +46,9 @@ typedef struct {
     apr_array_header_t *proxies;    /* of azt_proxy; NULL unset */
     int strip_headers;              /* remove client-sent Tailscale-* headers */
     int behind_serve;               /* believe tailscaled's own loopback proxy */
+    apr_array_header_t *assertion_keys; /* of struct azt_key *, first signs; NULL unset */
+    const char *assertion_issuer;   /* iss; NULL: https://ServerName */
+    const char *assertion_key_dir;  /* generated key's directory (main server); NULL default */
 } azt_server_conf;
 
 typedef struct {
@@ -58,6 +61,9 @@ typedef struct {
     int uses_client;                /* ... and one is about the client, not only the
                                      * connection's peer (tailscale-peer-*) */
     int own_rules;                  /* AZT_RULES_*: has Require lines of its own */
+    int assertion;                  /* add Tailscale-Jwt-Assertion */
+    const char *assertion_audience; /* aud; NULL: scheme://host[:port] asked for */
+    int assertion_lifetime;         /* seconds, AZT_UNSET */
 } azt_dir_conf;
 
 extern const command_rec azt_cmds[];
@@ -76,6 +82,16 @@ int azt_conf_cache_size(const azt_server_conf *sc);
 int azt_conf_headers(const azt_dir_conf *dc);
 azt_tagged_user azt_conf_tagged_user(const azt_dir_conf *dc);
 azt_unavailable azt_conf_unavailable(const azt_dir_conf *dc);
+int azt_conf_assertion(const azt_dir_conf *dc);
+int azt_conf_assertion_lifetime(const azt_dir_conf *dc);
+const char *azt_conf_assertion_issuer(request_rec *r);
+const char *azt_conf_assertion_audience(request_rec *r, const azt_dir_conf *dc);
+const char *azt_conf_assertion_key_dir(apr_pool_t *p, server_rec *main_server);
+
+/* True if the configuration read last turns AuthTailscaleAssertion on
+ * anywhere (a generated key is needed only then); reset before each read. */
+int azt_conf_assertion_used(void);
+void azt_conf_pre_config(void);
 
 /* Per-request access to the configurations. */
 azt_server_conf *azt_server_conf_get(server_rec *s);

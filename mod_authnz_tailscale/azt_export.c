@@ -11,6 +11,7 @@
 #include "azt_lookup.h"
 #include "azt_authn.h"
 #include "azt_export.h"
+#include "azt_assertion.h"
 
 APLOG_USE_MODULE(authnz_tailscale);
 
@@ -166,6 +167,23 @@ static void set_headers(request_rec *r, const azt_lookup *lk, const azt_dir_conf
     }
 }
 
+/* Set for an identity, else removed: whatever the client sent never
+ * reaches the backend, even where AuthTailscaleStripHeaders is off. */
+static void set_assertion(request_rec *r, const azt_lookup *lk, const char *service)
+{
+    const char *token = NULL;
+
+    if (lk->outcome == AZT_IDENTIFIED && lk->id) {
+        token = azt_assertion_token(r, lk->id, lk->via_proxy, service);
+    }
+    if (token) {
+        apr_table_setn(r->headers_in, AZT_ASSERTION_HEADER, token);
+    }
+    else {
+        apr_table_unset(r->headers_in, AZT_ASSERTION_HEADER);
+    }
+}
+
 int azt_export_fixups(request_rec *r)
 {
     const azt_lookup *lk;
@@ -184,6 +202,9 @@ int azt_export_fixups(request_rec *r)
     set_env(r, lk, dc, service);
     if (azt_conf_headers(dc)) {
         set_headers(r, lk, dc, service);
+    }
+    if (azt_conf_assertion(dc)) {
+        set_assertion(r, lk, service);
     }
     return DECLINED;
 }

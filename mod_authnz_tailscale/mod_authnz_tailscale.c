@@ -23,6 +23,15 @@
 #include "azt_status.h"
 #include "azt_rules.h"
 #include "azt_shared.h"
+#include "azt_keys.h"
+#include "azt_assertion.h"
+#include "azt_jwks.h"
+
+static int azt_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    azt_conf_pre_config();
+    return azt_rules_pre_config(pconf, plog, ptemp);
+}
 
 static int azt_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                            server_rec *s)
@@ -32,6 +41,10 @@ static int azt_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
 
     tsl_global_init();
     azt_stats_create(pconf);
+    /* In both startup passes: a bad key then fails `apachectl start` itself. */
+    if (azt_keys_prepare(pconf, s, 1) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
@@ -54,17 +67,24 @@ static int azt_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     return OK;
 }
 
+static void azt_test_config(apr_pool_t *pconf, server_rec *s)
+{
+    azt_keys_prepare(pconf, s, 0);
+}
+
 static void azt_child_init(apr_pool_t *pchild, server_rec *s)
 {
     azt_shared_child_init(pchild, s);
     azt_lookup_child_init(pchild, s);
+    azt_assertion_child_init(pchild);
 }
 
 static void register_hooks(apr_pool_t *p)
 {
     azt_authz_register(p);
-    ap_hook_pre_config(azt_rules_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_pre_config(azt_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_config(azt_shared_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_test_config(azt_test_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(azt_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(azt_shared_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(azt_child_init, NULL, NULL, APR_HOOK_MIDDLE);
@@ -78,6 +98,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_check_authn(azt_authn_check, NULL, NULL, APR_HOOK_MIDDLE,
                         AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_fixups(azt_export_fixups, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_handler(azt_jwks_handler, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ap, status_hook, azt_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
 }
 

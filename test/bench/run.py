@@ -27,6 +27,9 @@ module tree and MPM (prefork with 32 children, event with 4 processes) a
 fresh server, 10 nodes new to it sending 300 connection-per-request requests
 each within one cache timeout; it prints the whois each node cost.
 `--mpm prefork` runs rows 1-3 under prefork (32 children) instead of event.
+Row 9 (`--only assertion`): the identity location of row 3 with and without
+AuthTailscaleAssertion (a signed JWT per request, reused while fresh), keep-alive,
+alternating rounds.
 Nothing here asserts timings: it prints figures.  docs/benchmark.md explains
 every row.
 """
@@ -87,6 +90,12 @@ ROWS = [
     ("user", "Require tailscale-user *@example.com"),
     ("ident", "AuthType tailscale + identity env/headers"),
 ]
+# Row 8: the identity location of row 3 without (its own /ident/) and with a
+# signed assertion (the same location plus AuthTailscaleAssertion on).
+ASSERT_ROWS = [
+    ("ident", "AuthType tailscale, assertion off"),
+    ("assert", "AuthType tailscale, AuthTailscaleAssertion on"),
+]
 BODY = "<!doctype html><title>bench</title><p>" + "x" * 180 + "</p>\n"   # ~230 bytes
 
 # The baseline and the tailnet rule, as rows 1-3 and row 7 serve them.
@@ -107,6 +116,19 @@ H2Direct on
   Require valid-user
   AuthTailscaleHeaders on
   Header set X-Tailscale-User "%{TAILSCALE_USER_LOGIN}e"
+</Location>
+<Location /assert/>
+  AuthType tailscale
+  Require valid-user
+  AuthTailscaleHeaders on
+  AuthTailscaleAssertion on
+  Header set X-Tailscale-User "%{TAILSCALE_USER_LOGIN}e"
+</Location>
+<Location /assert-check/>
+  AuthType tailscale
+  Require valid-user
+  AuthTailscaleAssertion on
+  Header set X-Assertion "expr=%{req:Tailscale-Jwt-Assertion}"
 </Location>
 """
 
@@ -442,7 +464,7 @@ class Bench:
         self.httpd = Httpd(self.base / "httpd", config=conf, mpm=self.a.mpm,
                            modules=["headers", "http2", "socache_shmcb"], our=["authnz_tailscale"],
                            socket_path=self.emu.socket_path, tailnet=True)
-        for row, _ in ROWS:
+        for row in [r for r, _ in ROWS + ASSERT_ROWS] + ["assert-check"]:
             self.httpd.write_file(f"{row}/bench.html", BODY)
         self.httpd.start()
         self.check_rows()
@@ -464,6 +486,12 @@ class Bench:
                                        f"\n{self.httpd.error_log()[-2000:]}")
                 if row == "ident" and f"x-tailscale-user: {BENCH_USER}" not in r.stdout.lower():
                     raise RuntimeError(f"/ident/ did not export the identity: {r.stdout}")
+        # Row 8's location must really carry a signed assertion.
+        r = self.ns.run(["curl", "-sS", "-o", "/dev/null", "-D", "-", "--interface", srcs[0],
+                         "--max-time", "10", self.url("assert-check")], check=False)
+        if "x-assertion: eyj" not in r.stdout.lower():
+            raise RuntimeError(f"/assert-check/ got no Tailscale-Jwt-Assertion: {r.stdout}"
+                               f"\n{self.httpd.error_log()[-2000:]}")
         if self.a.mpm != "event":
             return      # mod_http2 stays inactive under prefork
         # h2c with prior knowledge must really be HTTP/2.
@@ -506,6 +534,25 @@ class Bench:
             run_wrk(self.ns, self.url(row), self.a.connections, 1)
         self.rounds("keepalive", lambda row: run_wrk(self.ns, self.url(row),
                                                      self.a.connections, secs))
+
+    def assertion(self):
+        """Row 8: keep-alive throughput of the identity location with and
+        without the signed assertion, alternating rounds."""
+        secs = self.a.duration
+        for row, _ in ASSERT_ROWS:
+            run_wrk(self.ns, self.url(row), self.a.connections, 1)
+        per_row = {row: [] for row, _ in ASSERT_ROWS}
+        for rnd in range(self.a.rounds):
+            order = ASSERT_ROWS if rnd % 2 == 0 else ASSERT_ROWS[::-1]
+            for row, _ in order:
+                res = self.measured(lambda rw: run_wrk(self.ns, self.url(rw), self.a.connections,
+                                                       secs), row)
+                res["round"] = rnd
+                per_row[row].append(res)
+                log(f"assertion round {rnd + 1} {row}: {res['rps']:.0f} req/s, httpd "
+                    f"{fmt(res['cpu_us'])} CPU us/req, p50 {res['p50']} ms p99 {res['p99']} ms "
+                    f"errors {res.get('errors', 0)}")
+        self.results["assertion"] = per_row
 
     def newconn(self):
         secs = self.a.duration
@@ -1140,23 +1187,24 @@ def table(bench, settings, vers):
            "p99 ms", "+p50 ms", "+p99 ms", "notes", "target", "met"]
     rows = []
 
-    def section(num, key, title, target_ratio, extra=None):
+    def section(num, key, title, target_ratio, extra=None, variants=ROWS):
         per = R.get(key)
         if not per:
             return
-        base = per["base"]
+        first = variants[0][0]
+        base = per[first]
         base_rps = median(r["rps"] for r in base)
         base_p50 = median(r["p50"] for r in base)
         base_p99 = median(r["p99"] for r in base)
         base_cpu = median(r.get("cpu_us") for r in base)
-        for row, label in ROWS:
+        for row, label in variants:
             rs = per[row]
             rps = median(r["rps"] for r in rs)
             p50 = median(r["p50"] for r in rs)
             p99 = median(r["p99"] for r in rs)
             cpu = median(r.get("cpu_us") for r in rs)
             cpu_s = fmt(cpu, ".1f")
-            if row != "base" and cpu is not None and base_cpu:
+            if row != first and cpu is not None and base_cpu:
                 cpu_s += f" ({cpu / base_cpu:.2f}×)"
             ratios = []
             for r in rs:
@@ -1170,21 +1218,21 @@ def table(bench, settings, vers):
                 note.append(f"{errs} errors")
             if extra:
                 note.append(extra(row, rs))
-            if len(ratios) > 1 and row != "base":
+            if len(ratios) > 1 and row != first:
                 note.append(f"ratios {min(ratios):.3f}–{max(ratios):.3f}")
             met = ""
             tgt = ""
-            if row != "base" and target_ratio:
+            if row != first and target_ratio:
                 tgt = f"≥ {target_ratio:.2f}×"
                 met = verdict(ratios, target_ratio)
-            if row == "base" and len(rs) > 1:
+            if row == first and len(rs) > 1:
                 lo, hi = min(r["rps"] for r in rs), max(r["rps"] for r in rs)
                 note.append(f"baseline spread across rounds {lo:.0f}–{hi:.0f} req/s")
-            rows.append([str(num) if row == "base" else "", title if row == "base" else "",
-                         label, f"{fmt(rps)} req/s", "1.000" if row == "base" else fmt(ratio, ".3f"),
+            rows.append([str(num) if row == first else "", title if row == first else "",
+                         label, f"{fmt(rps)} req/s", "1.000" if row == first else fmt(ratio, ".3f"),
                          cpu_s, fmt(p50, ".2f"), fmt(p99, ".2f"),
-                         "" if row == "base" else fmt(p50 - base_p50 if p50 is not None and base_p50 is not None else None, "+.2f"),
-                         "" if row == "base" else fmt(p99 - base_p99 if p99 is not None and base_p99 is not None else None, "+.2f"),
+                         "" if row == first else fmt(p50 - base_p50 if p50 is not None and base_p50 is not None else None, "+.2f"),
+                         "" if row == first else fmt(p99 - base_p99 if p99 is not None and base_p99 is not None else None, "+.2f"),
                          "; ".join(n for n in note if n), tgt, met])
 
     c = settings["connections"]
@@ -1343,6 +1391,8 @@ def table(bench, settings, vers):
                          f"asked by {sr['asking_procs']} processes; {sr['requests']} requests "
                          f"({sr['ok']} 200) in {sr['elapsed_s']:.1f} s = {sr['windows']} timeout(s)",
                          "≤ 2", "yes" if per_timeout <= 2 else "NO"])
+    section(9, "assertion", f"signed assertion, keep-alive (wrk, {c} conns)", 0.95,
+            variants=ASSERT_ROWS)
 
     widths = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
 
@@ -1367,7 +1417,7 @@ def main():
     ap.add_argument("--cache-size2", type=int, help="second AuthTailscaleCacheSize (default 4000, quick 2000)")
     ap.add_argument("--cert-reps", type=int, help="start-ups per variant (default 5, quick 3)")
     ap.add_argument("--only", help="comma list of: keepalive,newconn,ab,http2,callgrind,emulator,"
-                                   "cert,memory,hang,shared,public")
+                                   "cert,memory,hang,shared,public,assertion")
     ap.add_argument("--mpm", choices=["event", "prefork"], default="event",
                     help="MPM of rows 1-3's server (default event; prefork: 32 children)")
     ap.add_argument("--json", help="also write the raw results to this file")
@@ -1411,7 +1461,8 @@ def main():
     except FileNotFoundError as e:
         sys.exit(str(e))
     ensure_tools()
-    only = set((a.only or "keepalive,newconn,ab,http2,callgrind,emulator,cert,memory,hang,shared,public")
+    only = set((a.only or "keepalive,newconn,ab,http2,callgrind,emulator,cert,memory,hang,shared,public,"
+                          "assertion")
                .split(","))
     if a.mpm != "event":
         only.discard("http2")    # mod_http2 stays inactive under prefork
@@ -1434,7 +1485,7 @@ def main():
         steps = [("keepalive", b.keepalive), ("newconn", b.newconn), ("ab", b.ab_crosscheck),
                  ("http2", b.http2), ("callgrind", b.callgrind), ("emulator", b.emulator), ("cert", b.cert_startup),
                  ("memory", b.memory), ("hang", b.hang), ("shared", b.shared),
-                 ("public", b.public)]
+                 ("public", b.public), ("assertion", b.assertion)]
         for name, fn in steps:
             if name in only:
                 log(f"== {name}")

@@ -1,8 +1,8 @@
 """build/demo is the README's first command: it must keep showing what the
-product does (who gets in, the identity with groups, a Tailscale Service's
-grants via its VIP, the ts.net certificate) and clean up after itself.  It
-runs in a network namespace of its own, so its tailnet clients never meet
-the ones other tests route."""
+product does (who gets in, the identity with groups, a verified signed token,
+a Tailscale Service's grants via its VIP, the ts.net certificate) and clean up
+after itself.  It runs in a network namespace of its own, so its tailnet
+clients never meet the ones other tests route."""
 
 import re
 import subprocess
@@ -65,3 +65,9 @@ def test_demo_serves_the_ts_net_certificate_and_deletes_its_files(demo_output):
         in demo_output
     gone = re.search(r"deleted (\S+) with the config", demo_output)
     assert gone and not Path(gone.group(1)).exists()
+
+
+def test_demo_shows_one_verified_signed_token(demo_output):
+    assert re.search(r"laptop's token \(\d+ bytes, kid [\w-]{43}\) verified by PyJWT", demo_output)
+    assert "email      'alice@example.com'" in demo_output
+    assert "refuses it (InvalidAudienceError)" in demo_output

@@ -7,7 +7,8 @@ How a block is checked:
 - LoadModule lines are dropped (the harness loads Debian's modules and ours);
   the modules a block needs are read off its directives (MODULES_FOR).
 - tailscaled socket paths become the emulator's socket; certificate and key
-  paths the test PKI's files; Listen lines and ports of <VirtualHost> are kept
+  paths the test PKI's files (its EC P-256 key also stands in for
+  AuthTailscaleAssertionKey files); Listen lines and ports of <VirtualHost> are kept
   (apache2 -t binds nothing).
 - A fragment of directory-context directives (Require, AuthType, ...) that
   httpd refuses at server level is checked again inside <Location />.
@@ -45,6 +46,7 @@ MODULES_FOR = {
     "scriptalias": ["cgid"],
     "sethandler": ["status"],
     "authtailscalecache": ["socache_shmcb"],
+    "oidcoauthverifyjwksuri": ["auth_openidc"],
 }
 # directives that need Debian's mod_md next to ours (ACME MDomains)
 MD_ACME = re.compile(r"^\s*MDCertificateAgreement|^\s*MDContactEmail|^\s*MDCertificateProtocol\s+ACME",
@@ -103,6 +105,7 @@ def prepare(text, emulator, pki):
     conf = SOCKETS.sub(emulator.socket_path, conf)
     conf = re.sub(r"(SSLCertificateFile\s+)\S+", rf"\g<1>{pki.server_cert}", conf)
     conf = re.sub(r"(SSLCertificateKeyFile\s+)\S+", rf"\g<1>{pki.server_key}", conf)
+    conf = re.sub(r"(AuthTailscaleAssertionKey\s+)\S+", rf"\g<1>{pki.server_key}", conf)
     if "md_tailscale" in ours or "ssl" in mods:
         mods.update(["ssl", "socache_shmcb"])
     if MD_ACME.search(conf):
