@@ -110,7 +110,7 @@ int mdt_ssl_prepare(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         {
             const char *kf, *cf;
             if ((err = mdt_fallback_ensure(ptemp, rt->store_dir, d, &kf, &cf))) {
-                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "TS02020: MDomain %s: %s",
+                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "TS02090: MDomain %s: %s",
                              d->name, err);
                 return DONE;
             }

@@ -439,7 +439,7 @@ static int cmd_cert(ctx *c, int argc, char **argv)
     }
     if (out_chain) {
         if (write_atomic(c->p, out_chain, pair->chain_pem, 0644) != 0) {
-            printf("FAIL TS03021: cannot write the chain to %s: %s\n", out_chain, strerror(errno));
+            printf("FAIL TS03022: cannot write the chain to %s: %s\n", out_chain, strerror(errno));
             rc = EXIT_FAILED;
         }
         else {
@@ -670,7 +670,7 @@ int main(int argc, char **argv)
      * rest, in order, is the command and its own arguments. */
     rest = calloc((size_t)argc + 1, sizeof(*rest));
     if (!rest) {
-        fprintf(stderr, "TS03010: out of memory\n");
+        fprintf(stderr, "TS03023: out of memory\n");
         return EXIT_USAGE;
     }
     for (i = 1; i < argc; i++) {
@@ -729,11 +729,11 @@ int main(int argc, char **argv)
     apr_pool_create(&c.p, NULL);
     if (spec) {
         if (tsl_socket_parse(c.p, spec, &c.socket, &r) != TSL_OK) {
-            fprintf(stderr, "TS03010: %s\n", r.text);
+            rc = usage_error("%s", r.text);
             apr_pool_destroy(c.p);
             apr_terminate();
             free(rest);
-            return EXIT_USAGE;
+            return rc;
         }
     }
     else {
