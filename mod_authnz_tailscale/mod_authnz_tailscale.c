@@ -69,6 +69,7 @@ static void register_hooks(apr_pool_t *p)
                          AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_check_authn(azt_authn_check, NULL, NULL, APR_HOOK_MIDDLE,
                         AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_note_auth_failure(azt_note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(azt_export_fixups, NULL, NULL, APR_HOOK_FIRST);
     APR_OPTIONAL_HOOK(ap, status_hook, azt_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
 }
