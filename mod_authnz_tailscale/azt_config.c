@@ -322,6 +322,9 @@ const command_rec azt_cmds[] = {
                   "REMOTE_USER for tagged nodes: off (not users), node or tags"),
     AP_INIT_TAKE1("AuthTailscaleUnavailable", set_unavailable, NULL, OR_AUTHCFG,
                   "when tailscaled cannot answer: error (503) or deny"),
+    AP_INIT_RAW_ARGS(AZT_COMMENT_ERROR, azt_rules_comment_error, NULL,
+                     RSRC_CONF | ACCESS_CONF | OR_ALL,
+                     "set by mod_authnz_tailscale for a line with a trailing comment"),
     AP_INIT_RAW_ARGS(AZT_RULES_MARKER, azt_rules_marker, NULL, OR_AUTHCFG,
                      "(internal) what a section's own Require lines need"),
     {NULL}

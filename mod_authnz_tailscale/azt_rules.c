@@ -5,11 +5,16 @@
 #include <apr_lib.h>
 #include <apr_strings.h>
 
+#include "tsl_conf.h"
 #include "azt_config.h"
 #include "azt_rules.h"
 
+extern module AP_MODULE_DECLARE_DATA authnz_tailscale_module;
+
 /* Identifies the markers pre_config placed (a user cannot write this). */
 static const char marker_tag[] = "authnz_tailscale rules marker";
+/* Identifies the lines pre_config turned into AZT_COMMENT_ERROR. */
+static const char comment_tag[] = "authnz_tailscale trailing comment";
 
 typedef struct {
     int has_rules;
@@ -135,11 +140,55 @@ static void mark(apr_pool_t *p, apr_hash_t *aliases, ap_directive_t *d)
     }
 }
 
+static int is_our_directive(const char *name)
+{
+    const command_rec *c;
+
+    for (c = authnz_tailscale_module.cmds; c && c->name; c++) {
+        if (!strcasecmp(c->name, name)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* httpd would refuse "AuthTailscaleURL /x.sock # note" with a bare "takes
+ * one argument", and take the comment's words as values where more are
+ * allowed: such lines become AZT_COMMENT_ERROR, which refuses them saying why. */
+static void refuse_comments(apr_pool_t *p, ap_directive_t *d)
+{
+    const char *comment;
+
+    for (; d; d = d->next) {
+        if (d->directive && d->data != marker_tag && d->data != comment_tag
+            && is_our_directive(d->directive)
+            && (comment = tsl_conf_trailing_comment(d->args))) {
+            d->args = tsl_conf_comment_error(p, d->directive, comment);
+            d->directive = AZT_COMMENT_ERROR;
+            d->data = (void *)comment_tag;
+        }
+        if (d->first_child) {
+            refuse_comments(p, d->first_child);
+        }
+    }
+}
+
+const char *azt_rules_comment_error(cmd_parms *cmd, void *dcv, const char *args)
+{
+    (void)dcv;
+    if (!cmd->directive || cmd->directive->data != comment_tag) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name,
+                           " is set by mod_authnz_tailscale itself; remove it", NULL);
+    }
+    return args;
+}
+
 int azt_rules_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     apr_hash_t *aliases = apr_hash_make(ptemp);
 
     (void)plog;
+    refuse_comments(pconf, ap_conftree);
     collect_aliases(ptemp, aliases, ap_conftree);
     mark(pconf, aliases, ap_conftree);
     return OK;

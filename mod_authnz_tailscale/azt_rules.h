@@ -28,4 +28,10 @@ const char *azt_rules_marker(cmd_parms *cmd, void *dcv, const char *args);
 
 #define AZT_RULES_MARKER "AuthTailscaleSectionRules"
 
+/* A line of ours with a trailing '#' comment becomes this directive in
+ * pre_config; its handler refuses it with the reason. */
+const char *azt_rules_comment_error(cmd_parms *cmd, void *dcv, const char *args);
+
+#define AZT_COMMENT_ERROR "AuthTailscaleTrailingComment"
+
 #endif

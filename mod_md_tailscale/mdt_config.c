@@ -314,6 +314,9 @@ static const char *read_section_child(cmd_parms *cmd, mdt_domain *d,
     const char *name = c->directive;
     const char *v, *err;
 
+    if (!strcasecmp(name, MDT_DIR_COMMENT_ERROR)) {
+        return args;        /* the reason, see mdt_claim_refuse_comments() */
+    }
     if (!strcasecmp(name, "MDCertificateProtocol")) {
         v = ap_getword_conf(p, &args);
         if (strcasecmp(v, "tailscale")) {
@@ -744,6 +747,9 @@ void mdt_config_log_summary(apr_pool_t *p, server_rec *s, const mdt_config *c)
 /* ---- table ------------------------------------------------------------ */
 
 const command_rec mdt_cmds[] = {
+    AP_INIT_RAW_ARGS(MDT_DIR_COMMENT_ERROR, mdt_claim_comment_error, NULL,
+                     RSRC_CONF | ACCESS_CONF | OR_ALL,
+                     "set by mod_md_tailscale for a line with a trailing comment"),
     AP_INIT_RAW_ARGS(MDT_DIR_SECTION, cmd_ts_section, NULL, RSRC_CONF,
         "An MDomain whose certificate comes from tailscaled (the same as <MDomain> "
         "with MDCertificateProtocol tailscale)"),

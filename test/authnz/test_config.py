@@ -47,6 +47,23 @@ BAD = [
     ("<Location />\nRequire tailscale-tag tag:ci; tag:build\n</Location>", "ends with ';'"),
     ("<Location />\nRequire tailscale-node laptop/phone\n</Location>", "holds '/'"),
     ("<Location />\nRequire tailscale-user \"alice\tx\"\n</Location>", "control character"),
+    # one quoted value holding two logins: it could never match
+    ("<Location />\nRequire tailscale-user \"alice@example.com bob@example.com\"\n</Location>",
+     "holds a space"),
+    ("<Location />\nRequire tailscale-tailnet 'tail1234.ts.net example.ts.net'\n</Location>",
+     "holds a space"),
+    # a login always has an '@'
+    ("<Location />\nRequire tailscale-user alice\n</Location>", "would never match"),
+    ("<Location />\nRequire tailscale-user alice@example.com bob\n</Location>", "'bob' would never match"),
+    # trailing comments on the module's own directives get the same message
+    ("AuthTailscaleURL /run/tailscale/tailscaled.sock # the default", "no trailing comments"),
+    ("AuthTailscaleTimeout 5 #seconds", "no trailing comments"),
+    ("AuthTailscaleTrustedProxy 100.64.0.1 # edge", "no trailing comments"),
+    ("<Location />\nAuthTailscaleAcceptAppCaps example.com/cap/web # only this\n</Location>",
+     "no trailing comments"),
+    ("<VirtualHost *:80>\n<Location />\nAuthTailscaleTaggedUser node # machines\n</Location>\n</VirtualHost>",
+     "no trailing comments"),
+    ("AuthTailscaleTrailingComment x", "is set by mod_authnz_tailscale itself"),
 ]
 
 
