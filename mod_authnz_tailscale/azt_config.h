@@ -6,6 +6,7 @@
 #include <http_config.h>
 #include <apr_tables.h>
 #include <apr_network_io.h>
+#include "tsl_result.h"
 
 extern module AP_MODULE_DECLARE_DATA authnz_tailscale_module;
 
@@ -74,6 +75,11 @@ int azt_conf_cache_size(const azt_server_conf *sc);
 int azt_conf_headers(const azt_dir_conf *dc);
 azt_tagged_user azt_conf_tagged_user(const azt_dir_conf *dc);
 azt_unavailable azt_conf_unavailable(const azt_dir_conf *dc);
+
+/* What to check when tailscaled at path could not be asked (code), naming
+ * AuthTailscaleURL / AuthTailscaleTimeout, the user and modes in the way,
+ * and the certificate module's socket when that is another one. */
+const char *azt_conf_socket_hint(apr_pool_t *p, const char *path, tsl_code code);
 
 /* Per-request access to the configurations. */
 azt_server_conf *azt_server_conf_get(server_rec *s);

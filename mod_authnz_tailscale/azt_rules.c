@@ -5,6 +5,7 @@
 #include <apr_lib.h>
 #include <apr_strings.h>
 
+#include "tsl_client.h"
 #include "tsl_conf.h"
 #include "azt_config.h"
 #include "azt_rules.h"
@@ -112,6 +113,96 @@ static void collect_aliases(apr_pool_t *p, apr_hash_t *aliases, const ap_directi
     }
 }
 
+/* Where a tailnet identity can be needed: "" for the main server (its
+ * sections apply to every virtual host), "file:line" for a <VirtualHost>.
+ * Rebuilt in each pre_config, from that pass's pconf. */
+static apr_hash_t *identity_users;
+
+/* The socket mod_md_tailscale is told to use (MDCertificateAuthority with a
+ * socket path), or NULL: read from the same tree, so that the identity
+ * side can say when it asks another socket. */
+static const char *md_socket;
+
+static void find_md_socket(apr_pool_t *p, const ap_directive_t *d)
+{
+    for (; d && !md_socket; d = d->next) {
+        if (!strcasecmp(d->directive, "MDCertificateAuthority") && d->args) {
+            const char *args = d->args, *path;
+            const char *v = ap_getword_conf(p, &args);
+            tsl_result res;
+
+            if ((v[0] == '/' || !strncasecmp(v, "file:", 5))
+                && tsl_socket_parse(p, v, &path, &res) == TSL_OK) {
+                md_socket = path;
+            }
+        }
+        if (d->first_child) {
+            find_md_socket(p, d->first_child);
+        }
+    }
+}
+
+const char *azt_rules_md_socket(void)
+{
+    return md_socket;
+}
+
+static const char *vhost_key(apr_pool_t *p, const char *file, unsigned line)
+{
+    return apr_psprintf(p, "%s:%u", file ? file : "", line);
+}
+
+/* Does this line make its section need a tailnet identity? */
+static int needs_identity(apr_pool_t *p, apr_hash_t *aliases, const ap_directive_t *d)
+{
+    const char *args = d->args ? d->args : "", *w;
+
+    if (!strcasecmp(d->directive, "Require")) {
+        w = ap_getword_conf(p, &args);
+        if (!strcasecmp(w, "not")) {
+            w = ap_getword_conf(p, &args);
+        }
+        return is_ours(aliases, w);
+    }
+    if (!strcasecmp(d->directive, "AuthType")) {
+        return !strcasecmp(ap_getword_conf(p, &args), "tailscale");
+    }
+    if (!strcasecmp(d->directive, "AuthTailscaleHeaders")) {
+        return strcasecmp(ap_getword_conf(p, &args), "off") != 0;
+    }
+    return 0;
+}
+
+static void find_identity_users(apr_pool_t *p, apr_hash_t *aliases, const ap_directive_t *d,
+                                const char *key)
+{
+    for (; d; d = d->next) {
+        if (!strcasecmp(d->directive, "<VirtualHost")) {
+            find_identity_users(p, aliases, d->first_child,
+                                vhost_key(p, d->filename, (unsigned)d->line_num));
+            continue;
+        }
+        if (needs_identity(p, aliases, d)) {
+            apr_hash_set(identity_users, key, APR_HASH_KEY_STRING, key);
+        }
+        if (d->first_child) {
+            find_identity_users(p, aliases, d->first_child, key);
+        }
+    }
+}
+
+int azt_rules_server_needs_identity(apr_pool_t *p, const server_rec *s)
+{
+    if (!identity_users) {
+        return 1;       /* no tree was read: assume it does */
+    }
+    return apr_hash_get(identity_users, "", APR_HASH_KEY_STRING)
+           || (s->is_virtual
+               && apr_hash_get(identity_users,
+                               vhost_key(p, s->defn_name, s->defn_line_number),
+                               APR_HASH_KEY_STRING));
+}
+
 /* Put a marker first into every section with rules of its own. */
 static void mark(apr_pool_t *p, apr_hash_t *aliases, ap_directive_t *d)
 {
@@ -190,6 +281,10 @@ int azt_rules_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     (void)plog;
     refuse_comments(pconf, ap_conftree);
     collect_aliases(ptemp, aliases, ap_conftree);
+    identity_users = apr_hash_make(pconf);
+    md_socket = NULL;
+    find_md_socket(pconf, ap_conftree);
+    find_identity_users(pconf, aliases, ap_conftree, "");
     mark(pconf, aliases, ap_conftree);
     return OK;
 }

@@ -114,11 +114,8 @@ static tsl_client *client(ctx *c, double default_timeout)
     return c->client;
 }
 
-static void not_a_socket_fix(ctx *c)
-{
-    printf("     fix: %s is not a unix socket: pass --socket with the path tailscaled "
-           "listens on (its --socket flag; ps -o args= -C tailscaled shows it)\n", c->socket);
-}
+/* The settings tsl-check's hints name. */
+static const tsl_hint_settings hint_settings = { "--socket", "--timeout" };
 
 /* The fix for an unreachable tailscaled, as lines after a failure. */
 static void unreachable_fix(ctx *c, const tsl_result *r)
@@ -138,18 +135,8 @@ static void unreachable_fix(ctx *c, const tsl_result *r)
         }
         break;
     case TSL_ERR_CONNECT:
-        if (stat(c->socket, &st) == 0 && !S_ISSOCK(st.st_mode)) {
-            not_a_socket_fix(c);
-        }
-        else if (strstr(r->text, "ermission denied")) {
-            printf("     fix: let this user open %s (tailscaled makes it mode 0666; "
-                   "check the mode of the socket and its directory)\n", c->socket);
-        }
-        else {
-            printf("     fix: tailscaled is not listening on %s: restart it "
-                   "(systemctl restart tailscaled) and check its log "
-                   "(journalctl -u tailscaled)\n", c->socket);
-        }
+        /* not a socket, a directory or mode in the way, or nobody listening */
+        printf("     fix: %s\n", tsl_socket_hint(c->p, r->code, c->socket, &hint_settings));
         break;
     case TSL_ERR_TIMEOUT:
         printf("     fix: tailscaled is stuck or busy: check tailscale status and "
@@ -574,7 +561,8 @@ static int cmd_check(ctx *c, int argc, char **argv)
     }
     if (!S_ISSOCK(sb.st_mode)) {
         printf("FAIL TS03002: %s exists but is not a unix socket\n", c->socket);
-        not_a_socket_fix(c);
+        printf("     fix: %s\n", tsl_socket_hint(c->p, TSL_ERR_CONNECT, c->socket,
+                                               &hint_settings));
         return EXIT_UNREACHABLE;
     }
     printf("ok   socket %s exists\n", c->socket);

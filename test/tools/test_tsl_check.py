@@ -333,3 +333,23 @@ def test_whois_on_a_node_that_is_not_running_says_so(emulator):
     assert rc == 1, out
     assert "FAIL TS03013: this node is not running (BackendState NeedsLogin)" in out, out
     assert "not a node of this tailnet" not in out and "tailscale up" in out
+
+
+@pytest.mark.other_user
+def test_socket_behind_a_0700_directory_names_the_user_and_the_mode(tmp_dir):
+    import socket as socketlib
+    private = tmp_dir / "private"
+    private.mkdir()
+    os.chmod(private, 0o700)
+    path = private / "tailscaled.sock"
+    srv = socketlib.socket(socketlib.AF_UNIX)
+    try:
+        srv.bind(str(path))
+        srv.listen(1)
+        os.chmod(path, 0o666)
+        rc, out, _ = run(str(path), "status", uid=WWW_DATA)
+    finally:
+        srv.close()
+    assert rc == 3, out
+    assert f"www-data (uid 33) may not enter the directory {private} (mode 0700" in out, out
+    assert "restart" not in out
