@@ -202,3 +202,17 @@ def test_trailing_comment_in_a_mod_md_section_with_mod_md_loaded(make_httpd):
     rc, out = configtest(make_httpd, conf, modules=("ssl", "md"))
     assert rc != 0, out
     assert "<MDomain acme.example.org>: '# ACME' looks like a comment" in out, out
+
+
+@pytest.mark.parametrize("proto", ["tailscal", "Tailscale-ish", None])
+def test_protocol_typo_with_mod_md_loaded_is_ts02002(make_httpd, proto):
+    # mod_md would answer "CA name ... is not known" for the socket
+    conf = cfg()
+    if proto:
+        conf = conf.replace("MDCertificateProtocol tailscale", f"MDCertificateProtocol {proto}")
+    else:
+        conf = conf.replace("  MDCertificateProtocol tailscale\n", "")
+    rc, out = configtest(make_httpd, conf, modules=("ssl", "md"))
+    assert rc != 0, out
+    assert "TS02002" in out and (f"'{proto}'" if proto else "none, so ACME") in out, out
+    assert "is a socket" in out and "is not known" not in out, out
