@@ -1,4 +1,5 @@
 /* Result codes, their names and operator hints. */
+#include <grp.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <string.h>
@@ -119,25 +120,55 @@ static const char *mode_of(apr_pool_t *p, const struct stat *st)
                         (unsigned long)st->st_gid);
 }
 
-const char *tsl_socket_access_problem(apr_pool_t *p, const char *socket)
+/* May a process of uid (groups: its groups) do what usr/grp/oth allow? */
+static int may(const struct stat *st, uid_t uid, const gid_t *groups, int ngroups,
+               mode_t usr, mode_t grp, mode_t oth)
 {
-    char *dir = apr_pstrdup(p, socket), *slash;
+    int i;
+
+    if (uid == 0) {
+        return 1;
+    }
+    if (st->st_uid == uid) {
+        return (st->st_mode & usr) != 0;
+    }
+    for (i = 0; i < ngroups; i++) {
+        if (groups[i] == st->st_gid) {
+            return (st->st_mode & grp) != 0;
+        }
+    }
+    return (st->st_mode & oth) != 0;
+}
+
+const char *tsl_socket_access_problem(apr_pool_t *p, const char *socket, uid_t uid,
+                                      gid_t gid)
+{
+    char *dir = apr_pstrdup(p, socket), *slash, buf[1024];
+    gid_t groups[64];
+    int ngroups = 64;
+    struct passwd pw, *found = NULL;
     struct stat st;
 
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &found) != 0 || !found
+        || getgrouplist(found->pw_name, gid, groups, &ngroups) < 0) {
+        groups[0] = gid;    /* more than 64 groups: the primary one decides */
+        ngroups = 1;
+    }
     /* every directory on the way needs search (x) permission */
     for (slash = strchr(dir + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
         *slash = '\0';
-        if (stat(dir, &st) == 0 && access(dir, X_OK) != 0) {
+        if (stat(dir, &st) == 0 && !may(&st, uid, groups, ngroups, S_IXUSR, S_IXGRP, S_IXOTH)) {
             return apr_psprintf(p, "%s may not enter the directory %s (%s): give it "
                                 "search permission (chmod o+x %s) or use a socket "
-                                "path it can reach", user_of(p, geteuid()), dir,
+                                "path it can reach", user_of(p, uid), dir,
                                 mode_of(p, &st), dir);
         }
         *slash = '/';
     }
-    if (stat(socket, &st) == 0 && access(socket, R_OK | W_OK) != 0) {
+    /* connecting to a unix socket needs write permission on it */
+    if (stat(socket, &st) == 0 && !may(&st, uid, groups, ngroups, S_IWUSR, S_IWGRP, S_IWOTH)) {
         return apr_psprintf(p, "%s may not open the socket %s (%s; tailscaled makes "
-                            "it 0666)", user_of(p, geteuid()), socket, mode_of(p, &st));
+                            "it 0666)", user_of(p, uid), socket, mode_of(p, &st));
     }
     return NULL;
 }
@@ -159,7 +190,7 @@ const char *tsl_socket_hint(apr_pool_t *p, tsl_code code, const char *socket,
                                 "tailscaled listens on (its --socket flag: ps -o args= -C "
                                 "tailscaled)", socket, set->socket);
         }
-        if ((why = tsl_socket_access_problem(p, socket))) {
+        if ((why = tsl_socket_access_problem(p, socket, geteuid(), getegid()))) {
             return why;
         }
         return apr_psprintf(p, "nothing accepts connections on %s: tailscaled has "

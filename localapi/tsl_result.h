@@ -5,6 +5,7 @@
 #ifndef TSL_RESULT_H
 #define TSL_RESULT_H
 
+#include <sys/types.h>
 #include <apr_pools.h>
 
 typedef enum tsl_code {
@@ -59,9 +60,11 @@ typedef struct tsl_hint_settings {
 const char *tsl_socket_hint(apr_pool_t *p, tsl_code code, const char *socket,
                             const tsl_hint_settings *set);
 
-/* Why this process's user may not open socket (the first directory it
- * cannot enter, or the socket's own mode), or NULL if nothing is in the way. */
-const char *tsl_socket_access_problem(apr_pool_t *p, const char *socket);
+/* Why a process of uid and primary group gid (and the user's other groups)
+ * may not open socket: the first directory it cannot enter, or the socket's
+ * own mode; NULL if nothing is in the way. */
+const char *tsl_socket_access_problem(apr_pool_t *p, const char *socket, uid_t uid,
+                                      gid_t gid);
 
 /* True if the code means tailscaled could not be asked or answered badly
  * (as opposed to a definite answer such as NOT_FOUND or DENIED). */

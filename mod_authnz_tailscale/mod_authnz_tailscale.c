@@ -9,6 +9,7 @@
 #include <http_request.h>
 #include <http_protocol.h>
 #include <mod_status.h>
+#include <unixd.h>
 #include <apr_optional_hooks.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
@@ -35,7 +36,7 @@ static int azt_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
         return OK;
     }
     for (sv = s; sv; sv = sv->next) {
-        const char *path = azt_conf_socket(azt_server_conf_get(sv));
+        const char *path = azt_conf_socket(azt_server_conf_get(sv)), *why;
         apr_finfo_t fi;
 
         /* a socket no rule can reach (the main server's default next to a
@@ -51,6 +52,13 @@ static int azt_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
                          "needing a tailnet identity get 503 until tailscaled runs. "
                          "Hint: %s", path,
                          azt_conf_socket_hint(ptemp, path, TSL_ERR_SOCKET_MISSING));
+        }
+        /* the parent may reach it, but the children ask */
+        else if ((why = tsl_socket_access_problem(ptemp, path, ap_unixd_config.user_id,
+                                                  ap_unixd_config.group_id))) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, sv,
+                         "TS01082: httpd's children cannot open tailscaled's socket: %s; "
+                         "requests needing a tailnet identity get 503", why);
         }
     }
     return OK;

@@ -209,3 +209,16 @@ def test_quoted_values_and_globs_still_parse(make_httpd, tmp_dir):
 """, start=False, socket_path=str(tmp_dir / "none.sock"))
     rc, out = h.configtest()
     assert rc == 0, out
+
+
+@pytest.mark.other_user
+def test_socket_the_children_cannot_reach_is_warned_at_startup(make_httpd, emulator, tmp_dir):
+    # the parent (root) reaches it; the children (www-data) would get 503
+    private = tmp_dir / "private"
+    private.mkdir(mode=0o700)
+    (private / "tailscaled.sock").symlink_to(emulator.socket_path)
+    h = make_httpd(f"AuthTailscaleURL {private}/tailscaled.sock\n"
+                   "<Location />\n  Require tailscale-user *\n</Location>")
+    line = h.wait_for_log(r"TS01082: [^\n]*").group(0)
+    assert f"www-data (uid 33) may not enter the directory {private} (mode 0700" in line, line
+    assert "TS01008" not in h.error_log()
