@@ -162,6 +162,17 @@ tsl_code tsl_socket_parse(apr_pool_t *p, const char *spec, const char **path,
     return TSL_OK;
 }
 
+int tsl_socket_same(const char *a, const char *b)
+{
+    struct stat sa, sb;
+
+    if (!strcmp(a, b)) {
+        return 1;
+    }
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev
+           && sa.st_ino == sb.st_ino;
+}
+
 const char *tsl_socket_default(void)
 {
 #ifdef TSL_CONFIGURED_SOCKET

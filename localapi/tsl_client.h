@@ -51,6 +51,10 @@ void tsl_client_options_default(tsl_client_options *opts);
 tsl_code tsl_socket_parse(apr_pool_t *p, const char *spec, const char **path,
                           tsl_result *res);
 
+/* True if the two paths name the same socket (/var/run is /run on most
+ * systems), or are the same string. */
+int tsl_socket_same(const char *a, const char *b);
+
 /* The default socket: TSL_SOCKET_DEFAULT if it exists, else TSL_SOCKET_FALLBACK
  * if that exists, else TSL_SOCKET_DEFAULT. */
 const char *tsl_socket_default(void);

@@ -1,6 +1,10 @@
 /* Result codes, their names and operator hints. */
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <apr_strings.h>
 #include "tsl_client.h"
 #include "tsl_result.h"
@@ -69,8 +73,8 @@ const char *tsl_code_hint(tsl_code code)
         return "tailscaled does not accept connections on the socket: check that it "
                "is running and that this user may open the socket";
     case TSL_ERR_TIMEOUT:
-        return "tailscaled did not answer in time: check its health (tailscale status); "
-               "a first certificate can take a minute, so allow a long timeout for it";
+        return "tailscaled did not answer in time: check its health (tailscale status, "
+               "journalctl -u tailscaled) and the timeout configured for this request";
     case TSL_ERR_TRANSPORT:
         return "the connection to tailscaled broke: check that the socket belongs to "
                "tailscaled and that tailscaled is healthy";
@@ -96,6 +100,109 @@ const char *tsl_code_hint(tsl_code code)
                "(tailscale status --json) and the system clock";
     }
     return "unknown result code";
+}
+
+static const char *user_of(apr_pool_t *p, uid_t uid)
+{
+    struct passwd pw, *found = NULL;
+    char buf[1024];
+
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &found) == 0 && found) {
+        return apr_psprintf(p, "%s (uid %lu)", found->pw_name, (unsigned long)uid);
+    }
+    return apr_psprintf(p, "uid %lu", (unsigned long)uid);
+}
+
+static const char *mode_of(apr_pool_t *p, const struct stat *st)
+{
+    return apr_psprintf(p, "mode %04o, owner uid %lu, group gid %lu",
+                        (unsigned)(st->st_mode & 07777), (unsigned long)st->st_uid,
+                        (unsigned long)st->st_gid);
+}
+
+/* May a process of uid (groups: its groups) do what usr/grp/oth allow? */
+static int may(const struct stat *st, uid_t uid, const gid_t *groups, int ngroups,
+               mode_t usr, mode_t grp, mode_t oth)
+{
+    int i;
+
+    if (uid == 0) {
+        return 1;
+    }
+    if (st->st_uid == uid) {
+        return (st->st_mode & usr) != 0;
+    }
+    for (i = 0; i < ngroups; i++) {
+        if (groups[i] == st->st_gid) {
+            return (st->st_mode & grp) != 0;
+        }
+    }
+    return (st->st_mode & oth) != 0;
+}
+
+const char *tsl_socket_access_problem(apr_pool_t *p, const char *socket, uid_t uid,
+                                      gid_t gid)
+{
+    char *dir = apr_pstrdup(p, socket), *slash, buf[1024];
+    gid_t groups[64];
+    int ngroups = 64;
+    struct passwd pw, *found = NULL;
+    struct stat st;
+
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &found) != 0 || !found
+        || getgrouplist(found->pw_name, gid, groups, &ngroups) < 0) {
+        groups[0] = gid;    /* more than 64 groups: the primary one decides */
+        ngroups = 1;
+    }
+    /* every directory on the way needs search (x) permission */
+    for (slash = strchr(dir + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        if (stat(dir, &st) == 0 && !may(&st, uid, groups, ngroups, S_IXUSR, S_IXGRP, S_IXOTH)) {
+            return apr_psprintf(p, "%s may not enter the directory %s (%s): give it "
+                                "search permission (chmod o+x %s) or use a socket "
+                                "path it can reach", user_of(p, uid), dir,
+                                mode_of(p, &st), dir);
+        }
+        *slash = '/';
+    }
+    /* connecting to a unix socket needs write permission on it */
+    if (stat(socket, &st) == 0 && !may(&st, uid, groups, ngroups, S_IWUSR, S_IWGRP, S_IWOTH)) {
+        return apr_psprintf(p, "%s may not open the socket %s (%s; tailscaled makes "
+                            "it 0666)", user_of(p, uid), socket, mode_of(p, &st));
+    }
+    return NULL;
+}
+
+const char *tsl_socket_hint(apr_pool_t *p, tsl_code code, const char *socket,
+                            const tsl_hint_settings *set)
+{
+    struct stat st;
+    const char *why;
+
+    switch (code) {
+    case TSL_ERR_SOCKET_MISSING:
+        return apr_psprintf(p, "is tailscaled running? (systemctl status tailscaled) If "
+                            "it listens on another socket (its --socket flag: ps -o "
+                            "args= -C tailscaled), set %s to that path", set->socket);
+    case TSL_ERR_CONNECT:
+        if (stat(socket, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+            return apr_psprintf(p, "%s is not a unix socket: set %s to the path "
+                                "tailscaled listens on (its --socket flag: ps -o args= -C "
+                                "tailscaled)", socket, set->socket);
+        }
+        if ((why = tsl_socket_access_problem(p, socket, geteuid(), getegid()))) {
+            return why;
+        }
+        return apr_psprintf(p, "nothing accepts connections on %s: tailscaled has "
+                            "stopped or is restarting (systemctl restart tailscaled; "
+                            "journalctl -u tailscaled)", socket);
+    case TSL_ERR_TIMEOUT:
+        return apr_psprintf(p, "tailscaled did not answer within %s: check its health "
+                            "(tailscale status, journalctl -u tailscaled); raise %s only "
+                            "if it is merely slow", set->timeout, set->timeout);
+    default:
+        return tsl_code_hint(code);
+    }
 }
 
 int tsl_code_is_unavailable(tsl_code code)

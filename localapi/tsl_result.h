@@ -5,6 +5,7 @@
 #ifndef TSL_RESULT_H
 #define TSL_RESULT_H
 
+#include <sys/types.h>
 #include <apr_pools.h>
 
 typedef enum tsl_code {
@@ -46,6 +47,26 @@ const char *tsl_code_name(tsl_code code);
 
 /* One-line operator hint for a code (what to check), never NULL. */
 const char *tsl_code_hint(tsl_code code);
+
+/* The settings a caller of tailscaled is configured with, by name, for
+ * hints that say which one to change. */
+typedef struct tsl_hint_settings {
+    const char *socket;         /* e.g. "AuthTailscaleURL", "--socket" */
+    const char *timeout;        /* e.g. "AuthTailscaleTimeout", "--timeout" */
+} tsl_hint_settings;
+
+/* What to check when tailscaled at socket could not be asked (code): like
+ * tsl_code_hint(), but naming the caller's settings and, for a socket this
+ * process may not open, its user and the directory or socket mode in the
+ * way (it looks at the file system). Never NULL. */
+const char *tsl_socket_hint(apr_pool_t *p, tsl_code code, const char *socket,
+                            const tsl_hint_settings *set);
+
+/* Why a process of uid and primary group gid (and the user's other groups)
+ * may not open socket: the first directory it cannot enter, or the socket's
+ * own mode; NULL if nothing is in the way. */
+const char *tsl_socket_access_problem(apr_pool_t *p, const char *socket, uid_t uid,
+                                      gid_t gid);
 
 /* True if the code means tailscaled could not be asked or answered badly
  * (as opposed to a definite answer such as NOT_FOUND or DENIED). */

@@ -159,6 +159,14 @@ static const char *tag_value(apr_pool_t *p, const char *v)
     return strncmp(v, "tag:", 4) == 0 ? v : apr_pstrcat(p, "tag:", v, NULL);
 }
 
+/* What one value of a rule of this kind is, for messages. */
+static const char *value_noun(azt_req_kind kind)
+{
+    return kind == REQ_USER ? "login" : kind == REQ_CAP ? "capability"
+           : kind == REQ_TAILNET ? "tailnet" : kind == REQ_GROUP ? "group"
+           : kind == REQ_TAG || kind == REQ_PEER_TAG ? "tag" : "node name";
+}
+
 /* Why a Require value is almost certainly not what its author meant, or NULL.
  * Apache has no trailing comments, so "Require tailscale-user alice # not *"
  * would otherwise add "#", "not" and "*" (everyone) as values; a comma or
@@ -183,6 +191,18 @@ static const char *value_problem(apr_pool_t *p, azt_req_kind kind, const char *w
                                 "(byte 0x%02x); write it without", k, *u);
         }
     }
+    if (ap_strchr_c(w, ' ') && kind != REQ_GROUP) {
+        return apr_psprintf(p, "Require %s: '%s' holds a space, which no %s contains; "
+                            "give each value as a word of its own (Require %s "
+                            "alice@example.com bob@example.com), quoted or not", k, w,
+                            value_noun(kind), k);
+    }
+    if (kind == REQ_USER && !ap_strchr_c(w, '@') && !strpbrk(w, "*?[")) {
+        return apr_psprintf(p, "Require tailscale-user: '%s' would never match: a "
+                            "tailnet login always has an '@' (alice@example.com; GitHub "
+                            "accounts are alice@github); write the whole login, or "
+                            "*@example.com for everyone of a domain", w);
+    }
     if (w[n - 1] == ',' || w[n - 1] == ';') {
         return apr_psprintf(p, "Require %s: '%s' ends with '%c'; separate values with "
                             "spaces only (Require %s a@example.com b@example.com)",
@@ -191,10 +211,7 @@ static const char *value_problem(apr_pool_t *p, azt_req_kind kind, const char *w
     if (ap_strchr_c(w, ',') || ap_strchr_c(w, ';')) {
         return apr_psprintf(p, "Require %s: '%s' holds a '%c', which no %s contains; "
                             "separate values with spaces only", k, w,
-                            ap_strchr_c(w, ',') ? ',' : ';',
-                            kind == REQ_USER ? "login" : kind == REQ_CAP ? "capability"
-                            : kind == REQ_TAILNET ? "tailnet" : kind == REQ_TAG
-                              || kind == REQ_PEER_TAG ? "tag" : "node name");
+                            ap_strchr_c(w, ',') ? ',' : ';', value_noun(kind));
     }
     if (kind == REQ_NODE || kind == REQ_PEER_NODE || kind == REQ_TAG
         || kind == REQ_PEER_TAG) {

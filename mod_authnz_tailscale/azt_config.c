@@ -100,6 +100,20 @@ void *azt_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     return dc;
 }
 
+const char *azt_conf_socket_hint(apr_pool_t *p, const char *path, tsl_code code)
+{
+    static const tsl_hint_settings settings = { "AuthTailscaleURL", "AuthTailscaleTimeout" };
+    const char *hint = tsl_socket_hint(p, code, path, &settings);
+    const char *md = azt_rules_md_socket();
+
+    if ((code == TSL_ERR_SOCKET_MISSING || code == TSL_ERR_CONNECT) && md
+        && !tsl_socket_same(md, path)) {
+        hint = apr_psprintf(p, "%s. MDCertificateAuthority names %s: if tailscaled "
+                            "listens there, set AuthTailscaleURL %s as well", hint, md, md);
+    }
+    return hint;
+}
+
 const char *azt_conf_socket(const azt_server_conf *sc)
 {
     return sc->socket_path ? sc->socket_path : tsl_socket_default();
@@ -476,6 +490,9 @@ const command_rec azt_cmds[] = {
     AP_INIT_TAKE1("AuthTailscaleAssertionKeyDir", set_assertion_key_dir, NULL, RSRC_CONF,
                   "where the generated signing key is kept (default authnz_tailscale "
                   "under ServerRoot)"),
+    AP_INIT_RAW_ARGS(AZT_COMMENT_ERROR, azt_rules_comment_error, NULL,
+                     RSRC_CONF | ACCESS_CONF | OR_ALL,
+                     "set by mod_authnz_tailscale for a line with a trailing comment"),
     AP_INIT_RAW_ARGS(AZT_RULES_MARKER, azt_rules_marker, NULL, OR_AUTHCFG,
                      "(internal) what a section's own Require lines need"),
     {NULL}

@@ -6,6 +6,7 @@
 #include <http_config.h>
 #include <apr_tables.h>
 #include <apr_network_io.h>
+#include "tsl_result.h"
 
 extern module AP_MODULE_DECLARE_DATA authnz_tailscale_module;
 
@@ -92,6 +93,11 @@ const char *azt_conf_assertion_key_dir(apr_pool_t *p, server_rec *main_server);
  * anywhere (a generated key is needed only then); reset before each read. */
 int azt_conf_assertion_used(void);
 void azt_conf_pre_config(void);
+
+/* What to check when tailscaled at path could not be asked (code), naming
+ * AuthTailscaleURL / AuthTailscaleTimeout, the user and modes in the way,
+ * and the certificate module's socket when that is another one. */
+const char *azt_conf_socket_hint(apr_pool_t *p, const char *path, tsl_code code);
 
 /* Per-request access to the configurations. */
 azt_server_conf *azt_server_conf_get(server_rec *s);

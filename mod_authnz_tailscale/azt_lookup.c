@@ -203,7 +203,7 @@ static void log_failure(request_rec *r, const azt_sock *sk, const char *addr,
                       "(vhost %s): %s [%s]; requests needing a tailnet identity get "
                       "503 until it answers. Hint: %s",
                       sk->path, addr, r->server->server_hostname, text,
-                      tsl_code_name(code), tsl_code_hint(code));
+                      tsl_code_name(code), azt_conf_socket_hint(r->pool, sk->path, code));
     }
 }
 
@@ -583,6 +583,9 @@ static void ask_socket_peer(request_rec *r, azt_sock *sk, apr_sockaddr_t *sa,
      * threads at the same time (pools are not thread-safe). */
     if (apr_sockaddr_ip_getbuf(buf, sizeof(buf), sa) != APR_SUCCESS) {
         unavailable(a, "the client", "the connection's peer address cannot be formatted");
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "TS01080: %s (vhost %s); requests needing a tailnet identity get 503",
+                      a->error, r->server->server_hostname);
         return;
     }
     ip = apr_pstrdup(r->pool, buf);

@@ -23,9 +23,25 @@ int azt_rules_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
  * from a configuration tree) counts as negated. */
 int azt_rules_negated(apr_pool_t *p, const ap_directive_t *require);
 
+/* Can a request to this server (main server or virtual host) need a tailnet
+ * identity: does a Require tailscale-* line (or an alias of one), AuthType
+ * tailscale or AuthTailscaleHeaders apply to it? (.htaccess files are not
+ * known; the main server's sections apply to every virtual host.) */
+int azt_rules_server_needs_identity(apr_pool_t *p, const server_rec *s);
+
+/* The socket path an MDCertificateAuthority line names (the certificate
+ * module's socket), or NULL. */
+const char *azt_rules_md_socket(void);
+
 /* The marker directive's handler (refuses anything not placed by pre_config). */
 const char *azt_rules_marker(cmd_parms *cmd, void *dcv, const char *args);
 
 #define AZT_RULES_MARKER "AuthTailscaleSectionRules"
+
+/* A line of ours with a trailing '#' comment becomes this directive in
+ * pre_config; its handler refuses it with the reason. */
+const char *azt_rules_comment_error(cmd_parms *cmd, void *dcv, const char *args);
+
+#define AZT_COMMENT_ERROR "AuthTailscaleTrailingComment"
 
 #endif

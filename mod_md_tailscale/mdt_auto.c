@@ -155,7 +155,7 @@ static const char *add_vhost(apr_pool_t *p, mdt_config *c, apr_hash_t *mod_md_na
             continue;
         }
         if ((err = mdt_domain_add_names(p, d, n))) {
-            return apr_psprintf(p, "TS02083: <VirtualHost> at %s:%d: %s", d->file,
+            return apr_psprintf(p, "TS02098: <VirtualHost> at %s:%d: %s", d->file,
                                 d->line, err);
         }
     }

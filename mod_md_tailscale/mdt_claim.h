@@ -14,6 +14,7 @@
 #define MDT_CLAIM_H
 
 #include <httpd.h>
+#include <http_config.h>
 #include <util_cfgtree.h>
 
 /* Directive names the claimed nodes get. */
@@ -21,6 +22,7 @@
 #define MDT_DIR_LINE          "MDTailscaleDomain"
 #define MDT_DIR_GLOBAL_PROTO  "MDTailscaleGlobalProtocol"
 #define MDT_DIR_GLOBAL_CA     "MDTailscaleGlobalAuthority"
+#define MDT_DIR_COMMENT_ERROR "MDTailscaleTrailingComment"
 
 /* True if a MDCertificateAuthority value names a socket (a path or a
  * file:// URL) rather than an ACME CA. */
@@ -29,6 +31,13 @@ int mdt_claim_is_socket_spec(const char *value);
 /* Rename the nodes that belong to mod_md_tailscale; returns how many
  * MDomain definitions were claimed. */
 int mdt_claim_tree(apr_pool_t *ptemp, ap_directive_t *tree);
+
+/* Lines of ours (sections included) with a trailing '#' comment, which
+ * Apache does not have, become MDT_DIR_COMMENT_ERROR lines, refused by
+ * mdt_claim_comment_error() with the reason (read_section_child too). Runs after
+ * mdt_claim_tree(), which needs a section's MDCertificateProtocol line. */
+void mdt_claim_refuse_comments(apr_pool_t *pconf, ap_directive_t *tree);
+const char *mdt_claim_comment_error(cmd_parms *cmd, void *dc, const char *args);
 
 /* True if mod_md is loaded in this server. */
 int mdt_claim_mod_md_loaded(void);

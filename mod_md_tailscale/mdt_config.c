@@ -314,6 +314,9 @@ static const char *read_section_child(cmd_parms *cmd, mdt_domain *d,
     const char *name = c->directive;
     const char *v, *err;
 
+    if (!strcasecmp(name, MDT_DIR_COMMENT_ERROR)) {
+        return args;        /* the reason, see mdt_claim_refuse_comments() */
+    }
     if (!strcasecmp(name, "MDCertificateProtocol")) {
         v = ap_getword_conf(p, &args);
         if (strcasecmp(v, "tailscale")) {
@@ -457,26 +460,39 @@ static const char *cmd_ts_line(cmd_parms *cmd, void *dc, const char *args)
 /* An MDomain that is not ours: mod_md's, or an error without mod_md. */
 static const char *cmd_foreign_md(cmd_parms *cmd, void *dc, const char *arg)
 {
-    const char *end, *names = arg, *proto = "none, so ACME";
+    const char *end, *names = arg, *proto = "none, so ACME", *args, *word;
     const ap_directive_t *c;
+    int acme = 1, socket_ca = 0, mod_md = mdt_claim_mod_md_loaded();
 
-    if (mdt_claim_mod_md_loaded()) {
+    /* Quote what it names, so a typo ("tailscal") is visible. */
+    for (c = cmd->directive ? cmd->directive->first_child : NULL; c; c = c->next) {
+        args = c->args ? c->args : "";
+        word = ap_getword_conf(cmd->pool, &args);
+        if (!strcasecmp(c->directive, "MDCertificateProtocol") && c->args) {
+            proto = apr_psprintf(cmd->pool, "'%s'", c->args);
+            acme = !strcasecmp(word, "ACME");
+        }
+        else if (!strcasecmp(c->directive, "MDCertificateAuthority")) {
+            socket_ca |= mdt_claim_is_socket_spec(word);
+        }
+    }
+    /* mod_md takes ACME sections; one naming another protocol or a socket
+     * was meant for us, and mod_md would only say "CA name ... is not known" */
+    if (mod_md && acme && !socket_ca) {
         return DECLINE_CMD;
     }
     end = ap_strrchr_c(arg, '>');
     if (end && cmd->directive && cmd->directive->directive[0] == '<') {
         names = apr_pstrmemdup(cmd->pool, arg, (apr_size_t)(end - arg));
     }
-    /* Quote what it names, so a typo ("tailscal") is visible. */
-    for (c = cmd->directive ? cmd->directive->first_child : NULL; c; c = c->next) {
-        if (!strcasecmp(c->directive, "MDCertificateProtocol") && c->args) {
-            proto = apr_psprintf(cmd->pool, "'%s'", c->args);
-        }
-    }
     return apr_psprintf(cmd->pool, "TS02002: MDomain %s: only MDCertificateProtocol "
                         "tailscale is handled by mod_md_tailscale, and this MDomain's "
-                        "protocol is %s; load mod_md for ACME (a2enmod md), or write "
-                        "'MDCertificateProtocol tailscale' in the MDomain", names, proto);
+                        "protocol is %s%s; %s", names, proto,
+                        socket_ca ? " while its MDCertificateAuthority is a socket" : "",
+                        mod_md ? "mod_md (loaded too) handles ACME only: write "
+                                 "'MDCertificateProtocol tailscale' in the MDomain"
+                               : "load mod_md for ACME (a2enmod md), or write "
+                                 "'MDCertificateProtocol tailscale' in the MDomain");
 }
 
 /* ---- global MD* settings shared with mod_md --------------------------- */
@@ -744,6 +760,9 @@ void mdt_config_log_summary(apr_pool_t *p, server_rec *s, const mdt_config *c)
 /* ---- table ------------------------------------------------------------ */
 
 const command_rec mdt_cmds[] = {
+    AP_INIT_RAW_ARGS(MDT_DIR_COMMENT_ERROR, mdt_claim_comment_error, NULL,
+                     RSRC_CONF | ACCESS_CONF | OR_ALL,
+                     "set by mod_md_tailscale for a line with a trailing comment"),
     AP_INIT_RAW_ARGS(MDT_DIR_SECTION, cmd_ts_section, NULL, RSRC_CONF,
         "An MDomain whose certificate comes from tailscaled (the same as <MDomain> "
         "with MDCertificateProtocol tailscale)"),

@@ -179,9 +179,10 @@ int mdt_driver_probe(server_rec *s, const mdt_runtime *rt, mdt_state *st,
     return probe(s, rt, st, client, ptemp, 1);
 }
 
-mdt_check_outcome mdt_driver_check(server_rec *s, const mdt_runtime *rt,
-                                   mdt_state *st, tsl_client *client,
-                                   apr_pool_t *ptemp, apr_interval_time_t timeout)
+/* startup: the parent's first start, bounded by MDTailscaleStartupWait. */
+static mdt_check_outcome check(server_rec *s, const mdt_runtime *rt, mdt_state *st,
+                               tsl_client *client, apr_pool_t *ptemp,
+                               apr_interval_time_t timeout, int startup)
 {
     const mdt_domain *d = st->md;
     apr_time_t now = apr_time_now();
@@ -227,6 +228,11 @@ mdt_check_outcome mdt_driver_check(server_rec *s, const mdt_runtime *rt,
         /* the answer's time, before the probe below asks again */
         apr_time_t answered = apr_time_now();
 
+        if (startup && res.code == TSL_ERR_TIMEOUT) {
+            /* not a failure: TS02021 says the fallback is served while the
+             * helper asks again, with MDTailscaleRequestTimeout */
+            return MDT_CHECK_WAITED;
+        }
         mdt_error_classify(&res, &ei);
         fail(st, &ei, res.text, res.http_status);
         if (!strcmp(ei.kind, "invalid-domain") || !strcmp(ei.kind, "https-disabled")
@@ -300,4 +306,18 @@ mdt_check_outcome mdt_driver_check(server_rec *s, const mdt_runtime *rt,
                                     mdt_time_rfc3339(ptemp, act->pair->not_after))
                      : "");
     return MDT_CHECK_NEW;
+}
+
+mdt_check_outcome mdt_driver_check(server_rec *s, const mdt_runtime *rt,
+                                   mdt_state *st, tsl_client *client,
+                                   apr_pool_t *ptemp, apr_interval_time_t timeout)
+{
+    return check(s, rt, st, client, ptemp, timeout, 0);
+}
+
+mdt_check_outcome mdt_driver_check_startup(server_rec *s, const mdt_runtime *rt,
+                                           mdt_state *st, tsl_client *client,
+                                           apr_pool_t *ptemp, apr_interval_time_t wait)
+{
+    return check(s, rt, st, client, ptemp, wait, 1);
 }

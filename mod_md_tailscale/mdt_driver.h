@@ -20,7 +20,8 @@ typedef enum {
     MDT_CHECK_SAME = 0,     /* tailscaled has the certificate we have */
     MDT_CHECK_NEW,          /* a better certificate was stored and is now active */
     MDT_CHECK_FAILED,       /* see st->err_* */
-    MDT_CHECK_POSTPONED     /* MDMessageCmd renewing vetoed the renewal */
+    MDT_CHECK_POSTPONED,    /* MDMessageCmd renewing vetoed the renewal */
+    MDT_CHECK_WAITED        /* startup only: no answer within the wait; nothing recorded */
 } mdt_check_outcome;
 
 /* Ask tailscaled for st's domain (timeout: whole request), validate, store
@@ -29,6 +30,13 @@ typedef enum {
 mdt_check_outcome mdt_driver_check(server_rec *s, const mdt_runtime *rt,
                                    mdt_state *st, tsl_client *client,
                                    apr_pool_t *ptemp, apr_interval_time_t timeout);
+
+/* mdt_driver_check() at the parent's first start, bounded by wait
+ * (MDTailscaleStartupWait): running out of it is MDT_CHECK_WAITED, neither
+ * logged nor recorded as a failure (TS02021 says what happens next). */
+mdt_check_outcome mdt_driver_check_startup(server_rec *s, const mdt_runtime *rt,
+                                           mdt_state *st, tsl_client *client,
+                                           apr_pool_t *ptemp, apr_interval_time_t wait);
 
 /* Ask tailscaled's status whether st's request name is one of its
  * CertDomains; records the list and backend state in st and logs when it

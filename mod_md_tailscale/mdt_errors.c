@@ -112,7 +112,7 @@ void mdt_error_for_kind(const char *kind, mdt_error_info *o)
             "'x *.x' tailscaled must issue a wildcard certificate that covers both");
     }
     else {
-        set(o, "TS02020", MDT_KIND_STORE,
+        set(o, "TS02091", MDT_KIND_STORE,
             "the certificate store could not be written: check space and "
             "permissions of MDTailscaleStoreDir");
     }

@@ -84,7 +84,7 @@ static int run(server_rec *s, const mdt_runtime *rt, const mdt_state *st,
     apr_time_t deadline;
 
     if (apr_tokenize_to_argv(cmdline, &argv0, p) != APR_SUCCESS || !argv0 || !argv0[0]) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "TS02072: %s '%s' cannot be parsed",
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "TS02093: %s '%s' cannot be parsed",
                      directive, cmdline);
         return -1;
     }
@@ -104,7 +104,7 @@ static int run(server_rec *s, const mdt_runtime *rt, const mdt_state *st,
     helper = getpid();
     pid = fork();
     if (pid < 0) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, "TS02072: %s: cannot fork for %s",
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, "TS02094: %s: cannot fork for %s",
                      directive, argv[0]);
         return -1;
     }
@@ -149,7 +149,7 @@ static int run(server_rec *s, const mdt_runtime *rt, const mdt_state *st,
         if (apr_time_now() > deadline) {
             kill(pid, SIGKILL);
             (void)waitpid(pid, &status, 0);
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "TS02072: %s %s for %s did not "
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "TS02095: %s %s for %s did not "
                          "finish within 30s and was killed", directive, argv[0],
                          st->md->name);
             return -1;
@@ -164,7 +164,7 @@ static int run(server_rec *s, const mdt_runtime *rt, const mdt_state *st,
                                        : (WIFSIGNALED(status) ? WTERMSIG(status) : -1));
         return -1;
     }
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "TS02073: %s ran for %s %s", directive,
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "TS02096: %s ran for %s %s", directive,
                  event ? event : "", st->md->name);
     return 0;
 }
@@ -195,7 +195,7 @@ int mdt_event_fire(server_rec *s, const mdt_runtime *rt, mdt_state *st,
     int rv = 0;
 
     if (last && *last && now - *last < every) {
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "TS02073: MDomain %s: event %s "
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "TS02097: MDomain %s: event %s "
                      "not reported again yet (at most every %s, as mod_md)",
                      st->md->name, event, every > apr_time_from_sec(3600) ? "day"
                                                                           : "hour");

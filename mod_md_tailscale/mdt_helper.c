@@ -232,7 +232,7 @@ static void activate(mdt_helper *h, mdt_state *st, apr_pool_t *p)
                  "(pid %ld) for a graceful restart to activate the new certificate",
                  st->md->name, (long)h->parent);
     if (kill(h->parent, AP_SIG_GRACEFUL) != 0) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, "TS02032: MDomain %s: cannot "
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, "TS02092: MDomain %s: cannot "
                      "signal httpd; activate the certificate with a graceful "
                      "restart", st->md->name);
     }

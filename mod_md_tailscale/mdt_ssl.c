@@ -6,6 +6,7 @@
 #include <http_core.h>
 #include <http_config.h>
 #include <http_log.h>
+#include <http_main.h>
 #include <http_protocol.h>
 #include <http_request.h>
 #include <http_ssl.h>
@@ -71,6 +72,21 @@ static void use_fallback(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
     }
 }
 
+/* Did the startup wait for d's certificate run out? Kept from the first
+ * configuration pass (where it waits) to the real one (which logs). */
+static int *startup_waited(apr_pool_t *p, const mdt_domain *d)
+{
+    const char *key = apr_pstrcat(p, "mod_md_tailscale startup waited ", d->name, NULL);
+    int *flag = ap_retained_data_get(key);
+
+    if (!flag) {
+        /* the key must live as long as the retained data: once per name */
+        flag = ap_retained_data_create(apr_pstrdup(ap_pglobal, key), sizeof(*flag));
+        *flag = 0;
+    }
+    return flag;
+}
+
 int mdt_ssl_prepare(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     mdt_config *c = mdt_config_get(s);
@@ -112,7 +128,7 @@ int mdt_ssl_prepare(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     for (i = 0; i < c->domains->nelts; ++i) {
         const mdt_domain *d = APR_ARRAY_IDX(c->domains, i, const mdt_domain *);
         mdt_state *st = mdt_state_create(pconf, d);
-        const char *why = "no certificate stored yet", *why_old;
+        const char *why = "no certificate stored yet", *why_old, *waited = NULL;
         mdt_stored *act = mdt_store_load(ptemp, rt->store_dir, d, apr_time_now(), &why);
         apr_time_t now = apr_time_now();
 
@@ -139,15 +155,30 @@ int mdt_ssl_prepare(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
                 tsl_client_options_default(&opts);
                 opts.timeout = deadline - now;
                 client = tsl_client_create(ptemp, d->socket, &opts);
-                if (mdt_driver_check(s, rt, st, client, ptemp, deadline - now)
-                    == MDT_CHECK_NEW) {
+                switch (mdt_driver_check_startup(s, rt, st, client, ptemp,
+                                                 deadline - now)) {
+                case MDT_CHECK_NEW:
                     act = mdt_store_load(ptemp, rt->store_dir, d, apr_time_now(), &why);
                     st->pending_renewed = 1;
+                    break;
+                case MDT_CHECK_WAITED:
+                    *startup_waited(ptemp, d) = 1;
+                    break;
+                default:
+                    break;
                 }
                 /* the helper (forked in a later pass) takes over from here:
                  * the events to fire, the error, a Retry-After it must honour */
                 (void)mdt_state_save(ptemp, rt, st, !store_err);
             }
+        }
+        if (real && *startup_waited(ptemp, d)) {
+            /* the wait happened in the first pass; this one logs TS02021 */
+            *startup_waited(ptemp, d) = 0;
+            waited = act ? NULL : apr_psprintf(ptemp, "tailscaled did not answer within "
+                                               "MDTailscaleStartupWait (%s); the helper "
+                                               "keeps asking", mdt_duration_str(ptemp,
+                                               mdt_config_startup_wait(c)));
         }
         if (act) {
             use_stored(pconf, st, act);
@@ -177,7 +208,8 @@ int mdt_ssl_prepare(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "TS02021: MDomain %s: no valid "
                          "certificate yet (%s); answering with a self-signed fallback "
                          "certificate and 503 until tailscaled at %s supplies it",
-                         d->name, st->err_text[0] ? st->err_text : why, d->socket);
+                         d->name, waited ? waited : st->err_text[0] ? st->err_text : why,
+                         d->socket);
         }
     }
     mdt_runtime_set(pconf, rt);

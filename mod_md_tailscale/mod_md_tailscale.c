@@ -20,6 +20,7 @@
 static int mdt_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     (void)mdt_claim_tree(ptemp, ap_conftree);
+    mdt_claim_refuse_comments(pconf, ap_conftree);
     return OK;
 }
 

@@ -62,6 +62,16 @@ static int usage_error(const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+/* A usage error for a DOMAIN argument that is a URL or path, or 0. */
+static int url_for_domain(const char *command, const char *arg)
+{
+    if (strstr(arg, "://") || strchr(arg, '/') || strchr(arg, ':')) {
+        return usage_error("%s takes a DOMAIN (web1.tail1234.ts.net), not a URL, path "
+                           "or port: %s", command, arg);
+    }
+    return 0;
+}
+
 static const char *user_name(apr_pool_t *p, uid_t uid)
 {
     struct passwd pw, *res = NULL;
@@ -104,6 +114,9 @@ static tsl_client *client(ctx *c, double default_timeout)
     return c->client;
 }
 
+/* The settings tsl-check's hints name. */
+static const tsl_hint_settings hint_settings = { "--socket", "--timeout" };
+
 /* The fix for an unreachable tailscaled, as lines after a failure. */
 static void unreachable_fix(ctx *c, const tsl_result *r)
 {
@@ -122,15 +135,8 @@ static void unreachable_fix(ctx *c, const tsl_result *r)
         }
         break;
     case TSL_ERR_CONNECT:
-        if (strstr(r->text, "ermission denied")) {
-            printf("     fix: let this user open %s (tailscaled makes it mode 0666; "
-                   "check the mode of the socket and its directory)\n", c->socket);
-        }
-        else {
-            printf("     fix: tailscaled is not listening on %s: restart it "
-                   "(systemctl restart tailscaled) and check its log "
-                   "(journalctl -u tailscaled)\n", c->socket);
-        }
+        /* not a socket, a directory or mode in the way, or nobody listening */
+        printf("     fix: %s\n", tsl_socket_hint(c->p, r->code, c->socket, &hint_settings));
         break;
     case TSL_ERR_TIMEOUT:
         printf("     fix: tailscaled is stuck or busy: check tailscale status and "
@@ -142,15 +148,22 @@ static void unreachable_fix(ctx *c, const tsl_result *r)
     }
 }
 
+/* Why a user other than root is refused certificates, and why that is
+ * right: mod_md_tailscale fetches them in httpd's parent (root), and a user
+ * given access (operator, TS_PERMIT_CERT_UID) hands the node's private key to
+ * every program it runs - for httpd's user, every CGI and PHP script. */
+static void denied_note(ctx *c)
+{
+    printf("     note: mod_md_tailscale fetches certificates in httpd's parent process as "
+           "root, so the user httpd's children run as (%s here) needs no access; keep it "
+           "so: with access, every CGI or PHP script could fetch the node's private key\n",
+           user_name(c->p, geteuid()));
+}
+
 static void denied_fix(ctx *c)
 {
-    uid_t uid = geteuid();
-    const char *who = user_name(c->p, uid);
-
-    printf("     fix: run as root, or make %s the operator: tailscale set --operator=%s\n",
-           who, who);
-    printf("     fix: or put TS_PERMIT_CERT_UID=%s in tailscaled's environment "
-           "(/etc/default/tailscaled) and restart tailscaled\n", who);
+    printf("     fix: run it as root (sudo tsl-check ...)\n");
+    denied_note(c);
 }
 
 /* The hint for a definite answer, for the command that got it: the core's
@@ -246,6 +259,27 @@ static int cmd_status(ctx *c)
     return EXIT_OK;
 }
 
+/* The fix for a node that is not running, by its BackendState. */
+static void state_fix(const char *state)
+{
+    if (strcmp(state, "NeedsLogin") == 0) {
+        printf("     fix: log this node in: tailscale up (or tailscale login)\n");
+    }
+    else if (strcmp(state, "NeedsMachineAuth") == 0) {
+        printf("     fix: approve this machine in the admin console (Machines page)\n");
+    }
+    else if (strcmp(state, "Stopped") == 0) {
+        printf("     fix: bring tailscale up: tailscale up\n");
+    }
+    else if (strcmp(state, "Starting") == 0 || strcmp(state, "NoState") == 0) {
+        printf("     fix: tailscaled is still starting: wait and run tsl-check again "
+               "(tailscale status shows progress)\n");
+    }
+    else {
+        printf("     fix: see tailscale status\n");
+    }
+}
+
 /* ------------------------------------------------------------------ whois */
 
 static int parse_addr(apr_pool_t *p, const char *arg, const char **ip, int *port)
@@ -297,6 +331,18 @@ static int cmd_whois(ctx *c, int argc, char **argv)
     if (tsl_whois(client(c, 0), c->p, ip, port, &id, &r) != TSL_OK) {
         const char *addr = tsl_addr_format(c->p, ip, port);
         if (r.code == TSL_ERR_NOT_FOUND) {
+            tsl_status *st;
+            tsl_result sr;
+
+            /* a node that is not running knows no peers at all */
+            if (tsl_status_get(client(c, 0), c->p, &st, &sr) == TSL_OK
+                && strcmp(st->backend_state, "Running") != 0) {
+                printf("FAIL TS03013: this node is not running (BackendState %s), so "
+                       "tailscaled knows no tailnet peers and cannot say who %s is\n",
+                       st->backend_state, addr);
+                state_fix(st->backend_state);
+                return EXIT_FAILED;
+            }
             printf("FAIL TS03011: %s is not a node of this tailnet: tailscaled said \"%s\"\n",
                    addr, r.text);
             return EXIT_FAILED;
@@ -399,6 +445,9 @@ static int cmd_cert(ctx *c, int argc, char **argv)
     if (!domain || !*domain) {
         return usage_error("cert needs a DOMAIN");
     }
+    if ((rc = url_for_domain("cert", domain))) {
+        return rc;
+    }
     client(c, CERT_TIMEOUT_DEFAULT);
     if (tsl_cert_fetch(c->client, c->p, domain,
                        (apr_interval_time_t)(minv * APR_USEC_PER_SEC), 0, &pair, &r)
@@ -438,7 +487,7 @@ static int cmd_cert(ctx *c, int argc, char **argv)
     }
     if (out_chain) {
         if (write_atomic(c->p, out_chain, pair->chain_pem, 0644) != 0) {
-            printf("FAIL TS03021: cannot write the chain to %s: %s\n", out_chain, strerror(errno));
+            printf("FAIL TS03022: cannot write the chain to %s: %s\n", out_chain, strerror(errno));
             rc = EXIT_FAILED;
         }
         else {
@@ -449,26 +498,6 @@ static int cmd_cert(ctx *c, int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ check */
-
-static void state_fix(const char *state)
-{
-    if (strcmp(state, "NeedsLogin") == 0) {
-        printf("     fix: log this node in: tailscale up (or tailscale login)\n");
-    }
-    else if (strcmp(state, "NeedsMachineAuth") == 0) {
-        printf("     fix: approve this machine in the admin console (Machines page)\n");
-    }
-    else if (strcmp(state, "Stopped") == 0) {
-        printf("     fix: bring tailscale up: tailscale up\n");
-    }
-    else if (strcmp(state, "Starting") == 0 || strcmp(state, "NoState") == 0) {
-        printf("     fix: tailscaled is still starting: wait and run tsl-check again "
-               "(tailscale status shows progress)\n");
-    }
-    else {
-        printf("     fix: see tailscale status\n");
-    }
-}
 
 /* Ask for a certificate with an invalid min_validity: tailscaled checks the
  * caller's permission first (403) and rejects the parameter next (400), so
@@ -508,13 +537,16 @@ static int cmd_check(ctx *c, int argc, char **argv)
     tsl_result r;
     tsl_response *resp;
     const char *domain = NULL, *who;
-    int failed = 0, i;
+    int failed = 0, i, rc;
 
     if (argc > 1) {
         return usage_error("check takes at most one DOMAIN, got also: %s", argv[1]);
     }
     if (argc == 1) {
         domain = argv[0];
+        if ((rc = url_for_domain("check", domain))) {
+            return rc;
+        }
     }
 
     /* 1. socket */
@@ -528,7 +560,8 @@ static int cmd_check(ctx *c, int argc, char **argv)
     }
     if (!S_ISSOCK(sb.st_mode)) {
         printf("FAIL TS03002: %s exists but is not a unix socket\n", c->socket);
-        printf("     fix: pass --socket with the path tailscaled listens on (its --socket flag)\n");
+        printf("     fix: %s\n", tsl_socket_hint(c->p, TSL_ERR_CONNECT, c->socket,
+                                               &hint_settings));
         return EXIT_UNREACHABLE;
     }
     printf("ok   socket %s exists\n", c->socket);
@@ -627,11 +660,20 @@ static int cmd_check(ctx *c, int argc, char **argv)
         }
         c->client = saved;
     }
-    if (resp->status == 403) {
+    if (resp->status == 403 && geteuid() != 0) {
+        /* the healthy state for the user httpd's children run as */
         tsl_result_from_response(&r, c->p, resp);
-        printf("FAIL TS03007: uid %lu (%s) may not fetch certificates: tailscaled said \"%s\"\n",
-               (unsigned long)geteuid(), who, r.text);
-        denied_fix(c);
+        printf("ok   uid %lu (%s) may not fetch certificates (tailscaled said \"%s\"): as "
+               "it should be\n", (unsigned long)geteuid(), who, r.text);
+        denied_note(c);
+    }
+    else if (resp->status == 403) {
+        tsl_result_from_response(&r, c->p, resp);
+        printf("FAIL TS03007: root may not fetch certificates: tailscaled said \"%s\"\n",
+               r.text);
+        printf("     fix: tailscaled lets root fetch certificates unless it runs in a "
+               "user namespace or container of its own: check how it is started "
+               "(systemctl cat tailscaled)\n");
         failed++;
     }
     else {
@@ -669,7 +711,7 @@ int main(int argc, char **argv)
      * rest, in order, is the command and its own arguments. */
     rest = calloc((size_t)argc + 1, sizeof(*rest));
     if (!rest) {
-        fprintf(stderr, "TS03010: out of memory\n");
+        fprintf(stderr, "TS03023: out of memory\n");
         return EXIT_USAGE;
     }
     for (i = 1; i < argc; i++) {
@@ -728,11 +770,11 @@ int main(int argc, char **argv)
     apr_pool_create(&c.p, NULL);
     if (spec) {
         if (tsl_socket_parse(c.p, spec, &c.socket, &r) != TSL_OK) {
-            fprintf(stderr, "TS03010: %s\n", r.text);
+            rc = usage_error("%s", r.text);
             apr_pool_destroy(c.p);
             apr_terminate();
             free(rest);
-            return EXIT_USAGE;
+            return rc;
         }
     }
     else {

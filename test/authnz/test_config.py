@@ -47,6 +47,23 @@ BAD = [
     ("<Location />\nRequire tailscale-tag tag:ci; tag:build\n</Location>", "ends with ';'"),
     ("<Location />\nRequire tailscale-node laptop/phone\n</Location>", "holds '/'"),
     ("<Location />\nRequire tailscale-user \"alice\tx\"\n</Location>", "control character"),
+    # one quoted value holding two logins: it could never match
+    ("<Location />\nRequire tailscale-user \"alice@example.com bob@example.com\"\n</Location>",
+     "holds a space"),
+    ("<Location />\nRequire tailscale-tailnet 'tail1234.ts.net example.ts.net'\n</Location>",
+     "holds a space"),
+    # a login always has an '@'
+    ("<Location />\nRequire tailscale-user alice\n</Location>", "would never match"),
+    ("<Location />\nRequire tailscale-user alice@example.com bob\n</Location>", "'bob' would never match"),
+    # trailing comments on the module's own directives get the same message
+    ("AuthTailscaleURL /run/tailscale/tailscaled.sock # the default", "no trailing comments"),
+    ("AuthTailscaleTimeout 5 #seconds", "no trailing comments"),
+    ("AuthTailscaleTrustedProxy 100.64.0.1 # edge", "no trailing comments"),
+    ("<Location />\nAuthTailscaleAcceptAppCaps example.com/cap/web # only this\n</Location>",
+     "no trailing comments"),
+    ("<VirtualHost *:80>\n<Location />\nAuthTailscaleTaggedUser node # machines\n</Location>\n</VirtualHost>",
+     "no trailing comments"),
+    ("AuthTailscaleTrailingComment x", "is set by mod_authnz_tailscale itself"),
 ]
 
 
@@ -82,8 +99,60 @@ AuthTailscaleStripHeaders on
 
 
 def test_missing_socket_is_warned_at_startup(make_httpd, tmp_dir):
-    h = make_httpd(f"AuthTailscaleURL {tmp_dir}/nothing-here.sock")
+    h = make_httpd(f"AuthTailscaleURL {tmp_dir}/nothing-here.sock\n"
+                   "<Location />\n  Require tailscale-user *\n</Location>")
     h.wait_for_log(r"TS01008: tailscaled socket .*nothing-here.sock does not exist")
+    assert "set AuthTailscaleURL to that path" in h.error_log()
+
+
+def test_no_warning_for_a_socket_no_rule_reaches(make_httpd, emulator, tmp_dir):
+    # the main server's default socket is missing, but only the virtual host
+    # with its own AuthTailscaleURL has rules; a vhost whose socket is missing
+    # and which has rules is still warned about
+    h = make_httpd(f"""
+<VirtualHost 127.0.0.1:@PORT@>
+  AuthTailscaleURL {emulator.socket_path}
+  <Location />
+    Require tailscale-user *
+  </Location>
+</VirtualHost>
+<VirtualHost 127.0.0.1:@PORT@>
+  ServerName other
+  AuthTailscaleURL {tmp_dir}/gone.sock
+  <Location />
+    AuthType tailscale
+    Require valid-user
+  </Location>
+</VirtualHost>
+""")
+    h.wait_for_log(r"TS01008: tailscaled socket .*gone.sock does not exist")
+    log = h.error_log()
+    assert "TS01008: tailscaled socket /var/run/tailscale/tailscaled.sock" not in log, log
+    assert "TS01008: tailscaled socket /run/tailscale/tailscaled.sock" not in log, log
+
+
+def test_configtest_names_authtailscaleurl_when_certificates_use_another_socket(
+        make_httpd, emulator):
+    # the README's certificate example sets only MDCertificateAuthority:
+    # certificates worked and every protected URL answered 503
+    h = make_httpd(f"""
+<MDomain web1.tail1234.ts.net>
+  MDCertificateProtocol tailscale
+  MDCertificateAuthority file://localhost{emulator.socket_path}
+</MDomain>
+<Location />
+  Require tailscale-user *
+</Location>
+""", modules=["ssl"], our=["authnz_tailscale", "md_tailscale"], start=False)
+    rc, out = h.configtest()
+    assert rc == 0, out
+    assert "TS01081" in out and "AuthTailscaleURL is not set" in out, out
+    assert f"add AuthTailscaleURL {emulator.socket_path}" in out, out
+    # set, it is silent
+    h2 = make_httpd(f"AuthTailscaleURL {emulator.socket_path}\n" + h.config, modules=["ssl"],
+                    our=["authnz_tailscale", "md_tailscale"], start=False)
+    rc, out = h2.configtest()
+    assert rc == 0 and "TS01081" not in out, out
 
 
 def test_socket_url_and_cache_timeout_merge_per_vhost(make_site, tmp_dir):
@@ -140,3 +209,16 @@ def test_quoted_values_and_globs_still_parse(make_httpd, tmp_dir):
 """, start=False, socket_path=str(tmp_dir / "none.sock"))
     rc, out = h.configtest()
     assert rc == 0, out
+
+
+@pytest.mark.other_user
+def test_socket_the_children_cannot_reach_is_warned_at_startup(make_httpd, emulator, tmp_dir):
+    # the parent (root) reaches it; the children (www-data) would get 503
+    private = tmp_dir / "private"
+    private.mkdir(mode=0o700)
+    (private / "tailscaled.sock").symlink_to(emulator.socket_path)
+    h = make_httpd(f"AuthTailscaleURL {private}/tailscaled.sock\n"
+                   "<Location />\n  Require tailscale-user *\n</Location>")
+    line = h.wait_for_log(r"TS01082: [^\n]*").group(0)
+    assert f"www-data (uid 33) may not enter the directory {private} (mode 0700" in line, line
+    assert "TS01008" not in h.error_log()

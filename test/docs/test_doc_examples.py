@@ -125,3 +125,11 @@ def test_example_parses(where, text, fails, emulator, make_httpd):
         assert rc != 0, f"{where} is marked to fail but passes apache2 -t:\n{conf}"
     else:
         assert rc == 0, f"{where} does not pass apache2 -t:\n{out}\n--- as checked:\n{conf}"
+
+
+def test_debian_examples_enable_modules_with_a2enmod_not_loadmodule():
+    # a LoadModule of a Debian module path in a site file collides with
+    # `a2enmod` (AH01574: module already loaded) and survives `a2dismod`
+    bad = [where for where, text, _ in blocks()
+           if re.search(r"^\s*LoadModule\s+\S+\s+/usr/lib/apache2/modules/", text, re.M)]
+    assert not bad, f"use a2enmod in Debian examples: {bad}"

@@ -32,6 +32,9 @@ BAD = [
     ("MDRenewMode manual", "MDRenewMode"),
     ("MDPrivateKeys RSA 4096", "MDPrivateKeys"),
     ("ServerAlias x.example", "ServerAlias"),
+    # Apache has no trailing comments: the same message as for Require lines
+    ("MDRenewWindow 33% # a third", "no trailing comments"),
+    ("MDCertificateProtocol tailscale #ours", "no trailing comments"),
 ]
 
 
@@ -53,6 +56,10 @@ GLOBAL_BAD = [
     ("MDTailscaleRequestTimeout never", "MDTailscaleRequestTimeout"),
     ("MDRenewWindow 120%", "MDRenewWindow"),
     ("MDMessageCmd", "MDMessageCmd"),
+    ("MDTailscaleStartupWait 2s # first start", "no trailing comments"),
+    ("MDTailscaleAutoRestart on # activate at once", "no trailing comments"),
+    ("MDMessageCmd /usr/local/bin/md-event # mail the admin", "no trailing comments"),
+    ("MDTailscaleTrailingComment x", "is set by mod_md_tailscale itself"),
 ]
 
 
@@ -178,3 +185,34 @@ def test_plain_vhost_next_to_an_ssl_one_is_not_reported(make_httpd):
     rc, out = configtest(make_httpd, cfg(vhosts=both))
     assert rc == 0, out
     assert "TS02086" not in out, out
+
+
+def test_trailing_comment_after_mdomain_section_fails_configtest(make_httpd):
+    # httpd ends a section's arguments at its '>'; the rest was dropped silently
+    conf = cfg().replace(f"<MDomain {DOMAIN}>", f"<MDomain {DOMAIN}> # the web server")
+    rc, out = configtest(make_httpd, conf)
+    assert rc != 0, out
+    assert f"<MDomain {DOMAIN}>: '# the web server' looks like a comment" in out, out
+    assert "no trailing comments" in out
+
+
+def test_trailing_comment_in_a_mod_md_section_with_mod_md_loaded(make_httpd):
+    conf = (cfg() + "<MDomain acme.example.org> # ACME\n  MDContactEmail admin@example.org\n"
+            "  MDCertificateAgreement accepted\n</MDomain>\n")
+    rc, out = configtest(make_httpd, conf, modules=("ssl", "md"))
+    assert rc != 0, out
+    assert "<MDomain acme.example.org>: '# ACME' looks like a comment" in out, out
+
+
+@pytest.mark.parametrize("proto", ["tailscal", "Tailscale-ish", None])
+def test_protocol_typo_with_mod_md_loaded_is_ts02002(make_httpd, proto):
+    # mod_md would answer "CA name ... is not known" for the socket
+    conf = cfg()
+    if proto:
+        conf = conf.replace("MDCertificateProtocol tailscale", f"MDCertificateProtocol {proto}")
+    else:
+        conf = conf.replace("  MDCertificateProtocol tailscale\n", "")
+    rc, out = configtest(make_httpd, conf, modules=("ssl", "md"))
+    assert rc != 0, out
+    assert "TS02002" in out and (f"'{proto}'" if proto else "none, so ACME") in out, out
+    assert "is a socket" in out and "is not known" not in out, out

@@ -25,6 +25,7 @@
 #include <apr_general.h>
 #include <apr_strings.h>
 #include "tsl.h"
+#include "tsl_conf.h"
 #include "tu.h"
 
 static apr_pool_t *pool;
@@ -84,6 +85,41 @@ static void test_result(void)
 }
 
 /* ================================================================ addr */
+
+static void test_conf(void)
+{
+    const char *c;
+    tsl_hint_settings set = { "AuthTailscaleURL", "AuthTailscaleTimeout" };
+
+    TU_CHECK(tsl_conf_trailing_comment("/run/x.sock") == NULL, "no comment");
+    TU_CHECK(tsl_conf_trailing_comment("") == NULL && tsl_conf_trailing_comment(NULL) == NULL,
+             "empty and NULL arguments hold no comment");
+    c = tsl_conf_trailing_comment("/run/x.sock   # the default");
+    TU_STR(c ? c : "(null)", "# the default", "a trailing comment after spaces");
+    c = tsl_conf_trailing_comment("#only");
+    TU_STR(c ? c : "(null)", "#only", "a comment as the first word");
+    TU_CHECK(tsl_conf_trailing_comment("\"#quoted\" 'x # y' a#b") == NULL,
+             "a quoted '#' and one inside a word are values, not comments");
+    c = tsl_conf_trailing_comment("\"say \\\"hi\\\"\" #x");
+    TU_STR(c ? c : "(null)", "#x", "an escaped quote does not end the quoted word");
+    TU_CHECK(strstr(tsl_conf_comment_error(pool, "AuthTailscaleURL", "# x"),
+                    "AuthTailscaleURL: '# x' looks like a comment") != NULL,
+             "the error names the directive and the comment");
+    TU_CHECK(strstr(tsl_socket_hint(pool, TSL_ERR_TIMEOUT, "/x.sock", &set),
+                    "AuthTailscaleTimeout") != NULL
+             && strstr(tsl_socket_hint(pool, TSL_ERR_TIMEOUT, "/x.sock", &set),
+                       "certificate") == NULL,
+             "timeout hint names the caller's timeout setting, not certificates");
+    TU_CHECK(strstr(tsl_socket_hint(pool, TSL_ERR_SOCKET_MISSING, "/x.sock", &set),
+                    "set AuthTailscaleURL") != NULL,
+             "socket-missing hint names the caller's socket setting");
+    TU_CHECK(strstr(tsl_socket_hint(pool, TSL_ERR_CONNECT, "/etc/passwd", &set),
+                    "/etc/passwd is not a unix socket") != NULL,
+             "a path that is not a socket is named as such");
+    TU_CHECK(tsl_socket_same("/a/b.sock", "/a/b.sock") && !tsl_socket_same("/a/b", "/a/c")
+             && tsl_socket_same("/etc/passwd", "/etc/../etc/passwd"),
+             "same socket by string or by file");
+}
 
 static void test_addr(void)
 {
@@ -1303,6 +1339,7 @@ int main(void)
     }
 
     test_result();
+    test_conf();
     test_addr();
     test_escape_socket();
     test_identity_user();
