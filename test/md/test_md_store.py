@@ -110,7 +110,7 @@ def test_group_writable_store_never_stops_httpd(make_httpd, make_emulator):
     # parent would not survive
     line = h.wait_for_log(r"TS02105: [^\n]*", timeout=40).group(0)
     assert f"chmod go-w {store}" in line, line
-    h.wait_for_log(r"TS02020: [^\n]*storing the certificate", timeout=40)
+    h.wait_for_log(r"TS02091: [^\n]*storing the certificate", timeout=40)
     assert up(h)
     assert generations(h) == gens
     assert f"chmod go-w {store}" in store_problem(h)
@@ -183,7 +183,7 @@ def test_full_disk_without_a_certificate_starts_with_a_fallback_in_memory(
     # tailscaled answers: the store cannot take it; shown although the
     # status file cannot be written, and no half-written generation stays
     emulator.clear_fault()
-    h.wait_for_log(r"TS02020: [^\n]*No space left", timeout=30)
+    h.wait_for_log(r"TS02091: [^\n]*No space left", timeout=30)
     err = wait_for(lambda: (domain_status(h).get("lastError") or {}).get("kind") == "store"
                    and domain_status(h)["lastError"], timeout=30, what="lastError store")
     assert "No space left" in err["text"] and "df -h" in err["text"], err
@@ -317,7 +317,7 @@ def test_two_servers_sharing_a_store_renew_without_tripping_over_each_other(
             assert s.verified, s
         time.sleep(0.2)
     for h in (a, b):
-        assert "TS02020: " not in h.error_log(), h.error_log()
+        assert "TS02091: " not in h.error_log(), h.error_log()
         assert up(h)
     ddir = store / "domains" / DOMAIN
     assert (ddir / "current").is_symlink()
