@@ -40,7 +40,7 @@ static tsl_identity *parse(const char *json)
     tsl_result r;
 
     tsl_result_init(&r);
-    if (tsl_identity_parse(pool, json, strlen(json), &id, &r) != AZT_IDENTIFIED) {
+    if (tsl_identity_parse(pool, json, strlen(json), &id, &r) != TSL_OK) {
         printf("# parse failed: %s\n", r.text);
         abort();
     }
