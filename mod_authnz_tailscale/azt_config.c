@@ -376,11 +376,31 @@ static const char *set_assertion(cmd_parms *cmd, void *dcv, int flag)
     return NULL;
 }
 
+/* A free-form value that holds whitespace (an unterminated quote reads to
+ * the end of the line) is almost certainly a mistake: refuse it, naming it. */
+static const char *no_blank(cmd_parms *cmd, const char *arg, const char *what)
+{
+    const char *c;
+
+    for (c = arg; *c; c++) {
+        if (apr_isspace(*c)) {
+            return apr_psprintf(cmd->pool, "%s: '%s' holds a space: give %s as one word "
+                                "(check the quotes)", cmd->cmd->name, arg, what);
+        }
+    }
+    return NULL;
+}
+
 static const char *set_assertion_audience(cmd_parms *cmd, void *dcv, const char *arg)
 {
+    const char *err;
+
     if (!*arg) {
         return apr_psprintf(cmd->pool, "%s: give the audience backends expect, e.g. "
                             "https://app.example.ts.net", cmd->cmd->name);
+    }
+    if ((err = no_blank(cmd, arg, "the audience backends expect"))) {
+        return err;
     }
     ((azt_dir_conf *)dcv)->assertion_audience = arg;
     return NULL;
@@ -439,7 +459,7 @@ static const char *set_assertion_key_dir(cmd_parms *cmd, void *dummy, const char
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
 
-    if (err) {
+    if (err || (err = no_blank(cmd, arg, "the directory"))) {
         return err;
     }
     azt_server_conf_get(cmd->server)->assertion_key_dir = arg;

@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "mod_authnz_tailscale" / "azt_config.c"
-DIRECTIVES = re.findall(r'AP_INIT_(\w+)\("(\w+)",\s*\w+,\s*[^,]+,\s*(\w+)', SRC.read_text())
+# (kind, name, the context flags as written, e.g. "RSRC_CONF | ACCESS_CONF")
+DIRECTIVES = [(k, n, re.sub(r"\s+", " ", s).strip()) for k, n, s in
+              re.findall(r'AP_INIT_(\w+)\("(\w+)",\s*\w+,\s*[^,]+,\s*([A-Z_| \n]+),',
+                         SRC.read_text())]
 
 # wrong argument lists per directive kind
 BAD_ARGS = {
@@ -37,6 +40,8 @@ def cases():
             line = f"{name} {args}".rstrip()
             where = "server" if server_only else "location"
             out.append(pytest.param(line, where, name, id=f"{where}:{line}"))
+        if scope not in ("RSRC_CONF", "OR_AUTHCFG", "ACCESS_CONF"):
+            continue            # allowed in server and directory context alike
         # the wrong context, with arguments that would otherwise be fine
         good = {"FLAG": "on"}.get(kind, "x")
         out.append(pytest.param(f"{name} {good}", "location" if server_only else "server", name,
