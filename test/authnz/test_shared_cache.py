@@ -321,7 +321,10 @@ def test_cache_none_is_quiet(make_httpd):
 
 @pytest.mark.parametrize("mpm", MPMS)
 def test_a_graceful_restart_shares_through_the_new_generations_cache(make_site, mpm):
-    site = start_site(make_site, mpm, "AuthTailscaleCacheTimeout 60")
+    # Processes wait for another's pending lookup up to a quarter of
+    # AuthTailscaleTimeout: 2 s here, so a slow machine right after the
+    # restart does not make them give up and ask themselves.
+    site = start_site(make_site, mpm, "AuthTailscaleCacheTimeout 60\nAuthTailscaleTimeout 8")
     assert {c for _, c, _ in burst(site, ["laptop", "phone"], per=8)} == {200}
     site.httpd.graceful()
     deadline = time.time() + 20
