@@ -203,7 +203,11 @@ def test_deleted_store_is_recreated(make_httpd, make_emulator):
     h = md_httpd(make_httpd, md_config(ca=emu.socket_path, global_extra=RENEW),
                  socket_path=emu.socket_path)
     a = wait_real_cert(h, emu)
-    shutil.rmtree(store_of(h))
+    # Gone in one step (the helper may write into it meanwhile: an rmtree
+    # of the live tree races with it), then removed for good.
+    gone = store_of(h).with_name(store_of(h).name + ".deleted")
+    os.rename(store_of(h), gone)
+    shutil.rmtree(gone)
     b = wait_for(lambda: (lambda s: s if s.verified and s.fingerprint != a.fingerprint
                           else None)(tls_get(h.tls_port, DOMAIN, emu.ca_pem_path)),
                  timeout=60, what="a renewal stored into the recreated store and served")
