@@ -397,9 +397,7 @@ def callgrind_total(path):
 def wait_gone(pid, timeout=20):
     deadline = time.time() + timeout
     while pid and time.time() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not lib.httpd.alive(pid):
             return
         time.sleep(0.02)
 

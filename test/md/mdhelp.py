@@ -15,6 +15,8 @@ import urllib.request
 
 from cryptography import x509
 
+from lib.httpd import alive  # noqa: F401  (the tests import it from here)
+
 DOMAIN = "web1.tail1234.ts.net"
 STATUS_PATH = "/md-tailscale-status"
 
@@ -191,15 +193,6 @@ def wait_real_cert(httpd, emulator, domain=DOMAIN, timeout=30):
 
 def cert_requests(emulator):
     return [r for r in emulator.requests() if r.get("endpoint") == "cert"]
-
-
-def alive(pid):
-    """True while pid exists and is not a zombie (a zombie is as good as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def helper_pid(httpd, domain=DOMAIN, timeout=15):
