@@ -1,6 +1,7 @@
 /* tsl-check: httpd's server-status?auto page (see server_status.h). */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -164,9 +165,12 @@ static server_status_code transfer_error(apr_pool_t *p, CURLcode rv, const page_
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
         return fail(err, p, SERVER_STATUS_UNREACHABLE, "%s", why);
-    case CURLE_OPERATION_TIMEDOUT:
-        return fail(err, p, SERVER_STATUS_UNREACHABLE, "no answer within %g s (%s)",
-                    timeout, why);
+    case CURLE_OPERATION_TIMEDOUT: {
+        char secs[32];
+        snprintf(secs, sizeof(secs), "%g", timeout);   /* APR's %g drops the 0 of 0.5 */
+        return fail(err, p, SERVER_STATUS_UNREACHABLE, "no answer within %s s (%s)",
+                    secs, why);
+    }
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_SSL_CERTPROBLEM:

@@ -792,10 +792,11 @@ static int cmd_cache(ctx *c, int argc, char **argv)
     print_count("misses:", sc.shared_misses);
     print_count("waits:", sc.shared_waits);
     print_count("unreadable:", sc.shared_unreadable);
-    printf("whois calls:     %llu (all processes since the last restart)\n", sc.whois_calls);
+    printf("whois calls:     %llu (all processes since httpd last started or reloaded)\n", sc.whois_calls);
     if (sc.process_entries >= 0) {
-        printf("process cache:   %lld entries (one process's figure: the one that answered; "
-               "each process has its own)\n", sc.process_entries);
+        printf("process cache:   %lld entr%s (one process's figure: the one that answered; "
+               "each process has its own)\n", sc.process_entries,
+               sc.process_entries == 1 ? "y" : "ies");
     }
     return EXIT_OK;
 }
