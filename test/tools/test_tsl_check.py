@@ -581,3 +581,15 @@ def test_cache_honours_the_timeout():
         url = f"http://127.0.0.1:{srv.getsockname()[1]}/server-status"
         rc, out, _ = run_bare("--timeout", "0.5", "cache", url, timeout=20)
     assert rc == 3 and "FAIL TS03031" in out and "within 0.5 s" in out, out
+
+
+def test_cache_https_certificate_is_verified(make_httpd, emulator):
+    # the test PKI's CA is in no trust store: a verifying client must refuse it
+    h = make_httpd("AuthTailscaleURL @SOCKET@\n" + STATUS_LOCATION +
+                   "<VirtualHost 127.0.0.1:@TLS_PORT@>\n  SSLEngine on\n"
+                   "  SSLCertificateFile @SERVER_CERT@\n  SSLCertificateKeyFile @SERVER_KEY@\n"
+                   "</VirtualHost>\n", modules=["ssl", "status", "socache_shmcb"])
+    rc, out, _ = run_bare("cache", h.url("/server-status", tls=True))
+    assert rc == 1, out
+    assert "FAIL TS03032" in out and "did not verify" in out, out
+    assert "/server-status" not in h.access_log(), "no request went past the handshake"
