@@ -772,6 +772,7 @@ static int cmd_cache(ctx *c, int argc, char **argv)
         return EXIT_FAILED;
     default:
         printf("FAIL TS03038: cannot ask %s: %s\n", e.url, e.text);
+        printf("     fix: nothing httpd did: free memory on this host and run it again\n");
         return EXIT_FAILED;
     }
     printf("server-status:   %s\n", e.url);
@@ -792,7 +793,8 @@ static int cmd_cache(ctx *c, int argc, char **argv)
     print_count("misses:", sc.shared_misses);
     print_count("waits:", sc.shared_waits);
     print_count("unreadable:", sc.shared_unreadable);
-    printf("whois calls:     %llu (all processes since httpd last started or reloaded)\n", sc.whois_calls);
+    printf("whois calls:     %llu (all processes since httpd last started or reloaded)\n",
+           sc.whois_calls);
     if (sc.process_entries >= 0) {
         printf("process cache:   %lld entr%s (one process's figure: the one that answered; "
                "each process has its own)\n", sc.process_entries,

@@ -2,7 +2,10 @@
 
 Uses the `emulator` fixture of test/conftest.py (the strict emulator with the
 sample tailnet: self web1.tail1234.ts.net, laptop 100.101.102.103 owned by
-alice@example.com, ci-runner 100.88.1.2 tagged)."""
+alice@example.com, ci-runner 100.88.1.2 tagged). The `cache` tests ask a
+real httpd (or a fake status server) instead; the one with identified requests
+puts tailnet addresses on host interfaces: run this file under
+flock /tmp/tsl-netns.lock."""
 
 import os
 import stat
