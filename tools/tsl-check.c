@@ -1,8 +1,10 @@
 /* tsl-check: ask tailscaled through the LocalAPI client core what a web
  * server would ask it, and say what to fix when something is missing.
  *
- * Exit codes: 0 ok, 1 a check failed or tailscaled said no, 2 usage error,
- * 3 tailscaled unreachable.  Diagnostic lines carry IDs TS03nnn.
+ * `cache` asks httpd instead, for its server-status page.
+ *
+ * Exit codes: 0 ok, 1 a check failed or tailscaled (httpd) said no, 2 usage
+ * error, 3 tailscaled (httpd for cache) unreachable.  Diagnostic lines carry IDs TS03nnn.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +19,7 @@
 #include <apr_general.h>
 #include <apr_strings.h>
 #include "tsl.h"
+#include "server_status.h"
 
 #define EXIT_OK 0
 #define EXIT_FAILED 1
@@ -43,8 +46,10 @@ static void usage(FILE *f)
         "  cert DOMAIN [--min-validity SEC] [--out-key FILE] [--out-chain FILE]\n"
         "                              fetch and check the certificate for DOMAIN\n"
         "  check [DOMAIN]              check everything a web server needs\n"
-        "exit codes: 0 ok, 1 check failed or tailscaled said no, 2 usage error,\n"
-        "            3 tailscaled unreachable\n");
+        "  cache [URL]                 httpd's identity caches, from its server-status\n"
+        "                              (default " SERVER_STATUS_URL_DEFAULT ")\n"
+        "exit codes: 0 ok, 1 check failed or tailscaled (httpd) said no, 2 usage error,\n"
+        "            3 tailscaled (httpd for cache) unreachable\n");
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -688,6 +693,116 @@ static int cmd_check(ctx *c, int argc, char **argv)
     return EXIT_OK;
 }
 
+/* ------------------------------------------------------------------ cache */
+
+/* What to do about a server-status answer other than 200. */
+static const char *status_page_hint(int http_status)
+{
+    switch (http_status) {
+    case 401:
+    case 403:
+    case 404:
+        return "enable mod_status (a2enmod status) and allow this host: "
+               "<Location /server-status> SetHandler server-status Require local "
+               "</Location>; then reload httpd, or pass the URL where server-status is";
+    default:
+        return "read httpd's error log for this request, or pass the URL where "
+               "server-status is";
+    }
+}
+
+static void print_count(const char *label, unsigned long long v)
+{
+    printf("  %-15s%llu\n", label, v);
+}
+
+/* httpd's identity caches, from its server-status?auto page: tsl-check
+ * cannot map httpd's anonymous shmcb segment, so it asks the running httpd. */
+static int cmd_cache(ctx *c, int argc, char **argv)
+{
+    server_status_cache sc;
+    server_status_error e;
+    const char *url;
+
+    if (argc > 1) {
+        return usage_error("cache takes at most one URL, got also: %s", argv[1]);
+    }
+    if (!(url = server_status_url(c->p, argc ? argv[0] : NULL, &e))) {
+        return usage_error("cache takes the URL of httpd's server-status: %s", e.text);
+    }
+    switch (server_status_cache_get(c->p, url, c->timeout > 0 ? c->timeout : 5, &sc, &e)) {
+    case SERVER_STATUS_OK:
+        break;
+    case SERVER_STATUS_UNREACHABLE:
+        printf("FAIL TS03031: httpd at %s is unreachable: %s\n", e.url, e.text);
+        printf("     fix: start httpd (systemctl start apache2), or pass the URL of its "
+               "server-status (host and port of a Listen line); a longer --timeout helps "
+               "a busy server\n");
+        return EXIT_UNREACHABLE;
+    case SERVER_STATUS_TLS:
+        printf("FAIL TS03032: httpd's certificate at %s did not verify: %s\n", e.url, e.text);
+        printf("     fix: ask over http on this host (http://localhost/server-status), or "
+               "use the name the certificate is for\n");
+        return EXIT_FAILED;
+    case SERVER_STATUS_HTTP:
+        printf("FAIL TS03033: httpd answered %s with %s instead of the status page\n",
+               e.url, e.text);
+        printf("     fix: %s\n", status_page_hint(e.http_status));
+        return EXIT_FAILED;
+    case SERVER_STATUS_REDIRECT:
+        printf("FAIL TS03034: %s redirects %s\n", e.url, e.text);
+        printf("     fix: tsl-check follows redirects only on the same host and never from "
+               "https to http: pass the URL where server-status answers\n");
+        return EXIT_FAILED;
+    case SERVER_STATUS_TOO_LARGE:
+        printf("FAIL TS03035: the page at %s is too large: %s\n", e.url, e.text);
+        printf("     fix: pass the URL of httpd's server-status (mod_status)\n");
+        return EXIT_FAILED;
+    case SERVER_STATUS_NOT_OURS:
+        printf("FAIL TS03036: the server-status page at %s has no mod_authnz_tailscale "
+               "figures (%s)\n", e.url, e.text);
+        printf("     fix: load mod_authnz_tailscale in that server (a2enmod authnz_tailscale), "
+               "or update it: the shared cache figures came with AuthTailscaleCache\n");
+        return EXIT_FAILED;
+    case SERVER_STATUS_GARBAGE:
+        printf("FAIL TS03037: %s did not give a usable server-status?auto page: %s\n",
+               e.url, e.text);
+        printf("     fix: pass the URL of httpd's server-status (mod_status); is another "
+               "program listening there?\n");
+        return EXIT_FAILED;
+    default:
+        printf("FAIL TS03038: cannot ask %s: %s\n", e.url, e.text);
+        printf("     fix: nothing httpd did: free memory on this host and run it again\n");
+        return EXIT_FAILED;
+    }
+    printf("server-status:   %s\n", e.url);
+    if (strcmp(sc.shared_cache, "none") == 0) {
+        printf("shared cache:    none (AuthTailscaleCache none, or no socache provider "
+               "loaded: each process asks tailscaled itself)\n");
+    }
+    else {
+        printf("shared cache:    %s\n", sc.shared_cache);
+    }
+    if (sc.shared_entries >= 0) {
+        printf("  %-15s%lld\n", "entries:", sc.shared_entries);
+    }
+    else if (strcmp(sc.shared_cache, "none") != 0) {
+        printf("  %-15s(not counted by this provider)\n", "entries:");
+    }
+    print_count("hits:", sc.shared_hits);
+    print_count("misses:", sc.shared_misses);
+    print_count("waits:", sc.shared_waits);
+    print_count("unreadable:", sc.shared_unreadable);
+    printf("whois calls:     %llu (all processes since httpd last started or reloaded)\n",
+           sc.whois_calls);
+    if (sc.process_entries >= 0) {
+        printf("process cache:   %lld entr%s (one process's figure: the one that answered; "
+               "each process has its own)\n", sc.process_entries,
+               sc.process_entries == 1 ? "y" : "ies");
+    }
+    return EXIT_OK;
+}
+
 /* ------------------------------------------------------------------ main */
 
 /* Options of a command that take a value: the global pass copies the value
@@ -802,6 +917,9 @@ int main(int argc, char **argv)
     }
     else if (strcmp(rest[0], "check") == 0) {
         rc = cmd_check(&c, n - 1, rest + 1);
+    }
+    else if (strcmp(rest[0], "cache") == 0) {
+        rc = cmd_cache(&c, n - 1, rest + 1);
     }
     else {
         rc = usage_error("unknown command: %s", rest[0]);

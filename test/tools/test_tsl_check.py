@@ -2,7 +2,10 @@
 
 Uses the `emulator` fixture of test/conftest.py (the strict emulator with the
 sample tailnet: self web1.tail1234.ts.net, laptop 100.101.102.103 owned by
-alice@example.com, ci-runner 100.88.1.2 tagged)."""
+alice@example.com, ci-runner 100.88.1.2 tagged). The `cache` tests ask a
+real httpd (or a fake status server) instead; the one with identified requests
+puts tailnet addresses on host interfaces: run this file under
+flock /tmp/tsl-netns.lock."""
 
 import os
 import stat
@@ -357,3 +360,239 @@ def test_socket_behind_a_0700_directory_names_the_user_and_the_mode(tmp_dir):
     assert rc == 3, out
     assert f"www-data (uid 33) may not enter the directory {private} (mode 0700" in out, out
     assert "restart" not in out
+
+
+# ------------------------------------------------------------------ cache
+# `tsl-check cache [URL]` asks a running httpd for its server-status?auto page
+# and prints mod_authnz_tailscale's cache figures. The identified-requests
+# test puts tailnet addresses on host interfaces (tailnet_ns): run it under
+# flock /tmp/tsl-netns.lock like test/authnz.
+
+STATUS_LOCATION = """
+<Location /server-status>
+  SetHandler server-status
+  Require local
+</Location>
+"""
+
+IDENTIFIED_SITE = """
+AuthTailscaleURL @SOCKET@
+AuthTailscaleCacheTimeout 60
+AuthTailscaleNegativeCacheTimeout 60
+<Location /who>
+  Require tailscale-user *
+</Location>
+"""
+
+
+def cache_figures(text):
+    """{label: value} of tsl-check cache's output lines."""
+    out = {}
+    for line in text.splitlines():
+        label, sep, value = line.strip().partition(":")
+        if sep:
+            out[label] = value.strip()
+    return out
+
+
+def status_auto(httpd):
+    from lib import rawhttp
+    _, _, body = rawhttp.request("127.0.0.1", httpd.port, "/server-status?auto")
+    return dict(l.split(": ", 1) for l in body.splitlines() if ": " in l)
+
+
+def test_cache_prints_what_server_status_says_after_identified_requests(
+        make_httpd, emulator, tailnet_ns):
+    h = make_httpd(IDENTIFIED_SITE + STATUS_LOCATION, mpm="prefork", tailnet=True,
+                   modules=["socache_shmcb", "status"], start=False)
+    h.write_file("who", "hello\n")
+    h.start()
+    emulator.reset_counters()
+    for client in ["laptop", "phone", "stranger", "laptop", "phone"]:
+        code, _, err = tailnet_ns.curl(client, tailnet_ns.server_url(h.ts_port, "/who"))
+        assert code == (403 if client == "stranger" else 200), err
+    whois = [r for r in emulator.requests() if r.get("endpoint") == "whois"]
+    assert whois, "the requests asked tailscaled"
+    rc, out, err = run_bare("cache", f"http://127.0.0.1:{h.port}/server-status")
+    assert rc == 0, out + err
+    st = status_auto(h)
+    fig = cache_figures(out)
+    assert fig["server-status"] == f"http://127.0.0.1:{h.port}/server-status?auto"
+    assert fig["shared cache"] == st["TailscaleSharedCache"] == "shmcb"
+    for label, key in [("entries", "Entries"), ("hits", "Hits"), ("misses", "Misses"),
+                       ("waits", "Waits"), ("unreadable", "Unreadable")]:
+        assert fig[label] == st["TailscaleSharedCache" + key], (label, out, st)
+    assert int(fig["entries"]) >= 3 and int(fig["misses"]) >= 3, out
+    assert fig["whois calls"].split()[0] == st["TailscaleWhoisCalls"] != "0"
+    assert "one process's figure" in fig["process cache"], out
+
+
+def test_cache_without_mod_status_is_a_404_with_the_fix(make_httpd, emulator):
+    h = make_httpd("AuthTailscaleURL @SOCKET@\n")
+    rc, out, _ = run_bare("cache", h.url("/server-status"))
+    assert rc == 1, out
+    assert "FAIL TS03033" in out and "404" in out, out
+    assert "enable mod_status" in out
+    assert "<Location /server-status> SetHandler server-status Require local" in out
+
+
+def test_cache_with_the_status_page_refused_says_allow_this_host(make_httpd, emulator):
+    h = make_httpd("AuthTailscaleURL @SOCKET@\n<Location /server-status>\n"
+                   "  SetHandler server-status\n  Require ip 192.0.2.1\n</Location>\n",
+                   modules=["status"])
+    rc, out, _ = run_bare("cache", h.url("/server-status"))
+    assert rc == 1 and "FAIL TS03033" in out and "403" in out, out
+    assert "Require local" in out
+
+
+def test_cache_httpd_not_listening_is_unreachable():
+    from lib.httpd import free_port
+    url = f"http://127.0.0.1:{free_port()}/server-status"
+    rc, out, _ = run_bare("cache", url)
+    assert rc == 3, out
+    assert "FAIL TS03031" in out and "unreachable" in out and "start httpd" in out, out
+
+
+def test_cache_server_without_our_module_names_it(make_httpd):
+    h = make_httpd(STATUS_LOCATION, modules=["status"], our=())
+    rc, out, _ = run_bare("cache", h.url("/server-status"))
+    assert rc == 1, out
+    assert "FAIL TS03036" in out and "load mod_authnz_tailscale" in out, out
+
+
+def test_cache_shared_cache_none_is_reported(make_httpd, emulator):
+    h = make_httpd("AuthTailscaleURL @SOCKET@\nAuthTailscaleCache none\n" + STATUS_LOCATION,
+                   modules=["status", "socache_shmcb"])
+    rc, out, err = run_bare("cache", h.url("/server-status?auto"))
+    assert rc == 0, out + err
+    assert cache_figures(out)["shared cache"].startswith("none"), out
+    assert status_auto(h)["TailscaleSharedCache"] == "none"
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/server-status", "file:///etc/passwd",
+                                 "localhost/server-status", "127.0.0.1:80"])
+def test_cache_url_that_is_not_http_is_a_usage_error(url):
+    rc, out, err = run_bare("cache", url)
+    assert rc == 2 and "TS03010" in err, out + err
+    assert "cache takes the URL of httpd's server-status: not an http:// or https:// URL" in err
+    assert "FAIL" not in out
+
+
+def test_cache_is_in_the_usage():
+    rc, out, _ = run_bare("--help")
+    assert rc == 0 and "cache [URL]" in out and "server-status" in out
+
+
+@pytest.fixture
+def fake_status_server():
+    """An HTTP server on 127.0.0.1 answering each path with what the test
+    sets: fake_status_server.pages[path] = (status, headers, body)."""
+    import http.server
+    import threading
+
+    pages = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, headers, body = pages.get(self.path.split("?")[0],
+                                              (404, {}, b"not here\n"))
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    srv.pages = pages
+    srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    t.join(5)
+
+
+OUR_LINES = (b"localhost\nServerVersion: Apache/2.4\nBusyWorkers: 1\nScoreboard: _W_\n"
+             b"TailscaleWhoisCalls: 5\nTailscaleCacheEntries: 2\n"
+             b"TailscaleSharedCache: shmcb\nTailscaleSharedCacheEntries: 3\n"
+             b"TailscaleSharedCacheHits: 4\nTailscaleSharedCacheMisses: 3\n"
+             b"TailscaleSharedCacheWaits: 0\nTailscaleSharedCacheUnreadable: 0\n")
+
+
+@pytest.mark.parametrize("body, why", [
+    (b"<html><body>It works!</body></html>\n", "not a server-status?auto page"),
+    (OUR_LINES.replace(b"Hits: 4", b"Hits: 4x"), "TailscaleSharedCacheHits is not a count"),
+    (OUR_LINES.replace(b"Hits: 4", b"Hits: -4"), "TailscaleSharedCacheHits is not a count"),
+    (OUR_LINES.replace(b"Hits: 4", b"Hits: 99999999999999999999999"), "is not a count"),
+    (OUR_LINES.replace(b"TailscaleSharedCacheMisses: 3\n", b""), "without TailscaleSharedCacheMisses"),
+    (OUR_LINES + b"TailscaleSharedCache: none\n", "TailscaleSharedCache appears twice"),
+    (OUR_LINES + b"\0binary", "NUL bytes"),
+], ids=["html", "letters", "negative", "overflow", "missing-line", "twice", "nul"])
+def test_cache_garbage_page_is_refused(fake_status_server, body, why):
+    fake_status_server.pages["/server-status"] = (200, {}, body)
+    rc, out, _ = run_bare("cache", fake_status_server.base + "/server-status")
+    assert rc == 1, out
+    assert "FAIL TS03037" in out and why in out, out
+
+
+def test_cache_fake_page_figures_are_read(fake_status_server):
+    fake_status_server.pages["/server-status"] = (200, {}, OUR_LINES.replace(b"\n", b"\r\n"))
+    rc, out, err = run_bare("cache", fake_status_server.base + "/server-status")
+    assert rc == 0, out + err
+    fig = cache_figures(out)
+    assert (fig["shared cache"], fig["entries"], fig["hits"], fig["misses"]) == \
+        ("shmcb", "3", "4", "3")
+    assert fig["whois calls"].startswith("5 ") and fig["process cache"].startswith("2 entries (one process's figure")
+
+
+def test_cache_control_characters_in_the_provider_are_not_printed(fake_status_server):
+    fake_status_server.pages["/server-status"] = (
+        200, {}, OUR_LINES.replace(b"Cache: shmcb", b"Cache: shm\x1b[31mcb\rFAKE"))
+    rc, out, _ = run_bare("cache", fake_status_server.base + "/server-status")
+    assert rc == 0 and "\x1b" not in out and "\r" not in out, repr(out)
+
+
+def test_cache_page_over_one_mib_is_refused(fake_status_server):
+    fake_status_server.pages["/server-status"] = (200, {}, OUR_LINES + b"x" * (1 << 20))
+    rc, out, _ = run_bare("cache", fake_status_server.base + "/server-status")
+    assert rc == 1 and "FAIL TS03035" in out and "too large" in out, out
+
+
+def test_cache_follows_a_redirect_only_on_the_same_host(fake_status_server):
+    base = fake_status_server.base
+    fake_status_server.pages["/server-status"] = (200, {}, OUR_LINES)
+    fake_status_server.pages["/old"] = (301, {"Location": base + "/server-status?auto"}, b"")
+    rc, out, err = run_bare("cache", base + "/old")
+    assert rc == 0, out + err
+    assert cache_figures(out)["server-status"] == base + "/server-status?auto"
+    other = base.replace("127.0.0.1", "localhost")
+    fake_status_server.pages["/elsewhere"] = (302, {"Location": other + "/server-status"}, b"")
+    rc, out, _ = run_bare("cache", base + "/elsewhere")
+    assert rc == 1 and "FAIL TS03034" in out and "another host" in out, out
+
+
+def test_cache_honours_the_timeout():
+    import socket
+    with socket.socket() as srv:       # accepts (backlog) and never answers
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        url = f"http://127.0.0.1:{srv.getsockname()[1]}/server-status"
+        rc, out, _ = run_bare("--timeout", "0.5", "cache", url, timeout=20)
+    assert rc == 3 and "FAIL TS03031" in out and "within 0.5 s" in out, out
+
+
+def test_cache_https_certificate_is_verified(make_httpd, emulator):
+    # the test PKI's CA is in no trust store: a verifying client must refuse it
+    h = make_httpd("AuthTailscaleURL @SOCKET@\n" + STATUS_LOCATION +
+                   "<VirtualHost 127.0.0.1:@TLS_PORT@>\n  SSLEngine on\n"
+                   "  SSLCertificateFile @SERVER_CERT@\n  SSLCertificateKeyFile @SERVER_KEY@\n"
+                   "</VirtualHost>\n", modules=["ssl", "status", "socache_shmcb"])
+    rc, out, _ = run_bare("cache", h.url("/server-status", tls=True))
+    assert rc == 1, out
+    assert "FAIL TS03032" in out and "did not verify" in out, out
+    assert "/server-status" not in h.access_log(), "no request went past the handshake"
