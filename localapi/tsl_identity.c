@@ -540,6 +540,8 @@ tsl_code tsl_identity_parse(apr_pool_t *p, const char *json, apr_size_t len,
     if (err) {
         return tsl_result_set(res, p, TSL_ERR_PARSE, "%s", err);
     }
+    id->groups_json = tsl_json_string_list(p, id->groups);
+    id->tags_json = tsl_json_string_list(p, id->tags);
     *out = id;
     return TSL_OK;
 }
@@ -578,6 +580,8 @@ tsl_identity *tsl_identity_copy(apr_pool_t *p, const tsl_identity *id)
     c->tailnet = apr_pstrdup(p, id->tailnet);
     c->tags = copy_strings(p, id->tags);
     c->groups = copy_strings(p, id->groups);
+    c->tags_json = apr_pstrdup(p, id->tags_json);
+    c->groups_json = apr_pstrdup(p, id->groups_json);
     c->addresses = copy_strings(p, id->addresses);
     c->capmap_json = id->capmap_json ? apr_pstrdup(p, id->capmap_json) : NULL;
     c->caps = apr_array_make(p, id->caps && id->caps->nelts ? id->caps->nelts : 1,
@@ -765,6 +769,13 @@ unsigned tsl_identity_clean(tsl_identity *id)
     dropped |= clean_field(&id->node_stable_id, TSL_FIELD_NODE_ID);
     dropped |= clean_list(id->tags, TSL_FIELD_TAGS);
     dropped |= clean_list(id->groups, TSL_FIELD_GROUPS);
+    /* the JSON forms follow their lists (made in the lists' pool) */
+    if (dropped & TSL_FIELD_TAGS) {
+        id->tags_json = tsl_json_string_list(id->tags->pool, id->tags);
+    }
+    if (dropped & TSL_FIELD_GROUPS) {
+        id->groups_json = tsl_json_string_list(id->groups->pool, id->groups);
+    }
     return dropped;
 }
 

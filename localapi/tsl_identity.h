@@ -40,6 +40,8 @@ typedef struct tsl_identity {
     apr_array_header_t *groups;    /* of const char*: UserProfile.Groups ("group:eng",
                                     * "eng@example.com"); empty unless this node
                                     * has the tailscale.com/see-groups attribute */
+    const char *groups_json;       /* groups as a compact JSON array ("[]" if none),
+                                    * made once here, not per request */
     /* Node */
     apr_int64_t node_id;
     const char *node_stable_id;
@@ -48,6 +50,7 @@ typedef struct tsl_identity {
     const char *tailnet;           /* MagicDNS suffix ("tail1234.ts.net"), "" for
                                     * shared-in nodes whose name is withheld */
     apr_array_header_t *tags;      /* of const char*, e.g. "tag:ci"; empty if none */
+    const char *tags_json;         /* tags as a compact JSON array ("[]" if none) */
     apr_array_header_t *addresses; /* of const char*, CIDR strings as sent */
     int is_tagged;                 /* Node.Tags non-empty */
     int is_shared_in;              /* Sharer set, or name outside our tailnet */

@@ -111,8 +111,7 @@ static void set_env(request_rec *r, const azt_lookup *lk, const azt_dir_conf *dc
         env_put(env, fresh, "TAILSCALE_USER_NAME", id->display_name);
         env_put(env, fresh, "TAILSCALE_USER_PROFILE_PIC", id->profile_pic_url);
         if (id->groups->nelts) {
-            env_put(env, fresh, "TAILSCALE_USER_GROUPS",
-                    tsl_json_string_list(r->pool, id->groups));
+            env_put(env, fresh, "TAILSCALE_USER_GROUPS", id->groups_json);
         }
     }
     env_put(env, fresh, "TAILSCALE_NODE_NAME", id->node_name);
@@ -122,7 +121,7 @@ static void set_env(request_rec *r, const azt_lookup *lk, const azt_dir_conf *dc
     env_put(env, fresh, "TAILSCALE_TAGGED", id->is_tagged ? "1" : "0");
     env_put(env, fresh, "TAILSCALE_SHARED", id->is_shared_in ? "1" : "0");
     if (id->tags->nelts) {
-        env_put(env, fresh, "TAILSCALE_TAGS", tsl_json_string_list(r->pool, id->tags));
+        env_put(env, fresh, "TAILSCALE_TAGS", id->tags_json);
     }
     caps = caps_json(r, id, dc);
     if (caps) {
@@ -152,8 +151,7 @@ static void set_headers(request_rec *r, const azt_lookup *lk, const azt_dir_conf
              * (a group name may hold a comma or a space), encoded like
              * Tailscale-App-Capabilities. */
             apr_table_setn(h, "Tailscale-User-Groups",
-                           tsl_header_encode(r->pool, tsl_json_string_list(r->pool,
-                                                                           id->groups)));
+                           tsl_header_encode(r->pool, id->groups_json));
         }
     }
     if (service) {

@@ -67,7 +67,8 @@ static int same_identity(const tsl_identity *a, const tsl_identity *b)
     return a->user_id == b->user_id && !strcmp(a->login_name, b->login_name)
            && !strcmp(a->display_name, b->display_name)
            && !strcmp(a->profile_pic_url, b->profile_pic_url)
-           && same_strings(a->groups, b->groups) && a->node_id == b->node_id
+           && same_strings(a->groups, b->groups) && !strcmp(a->groups_json, b->groups_json)
+           && !strcmp(a->tags_json, b->tags_json) && a->node_id == b->node_id
            && !strcmp(a->node_stable_id, b->node_stable_id)
            && !strcmp(a->node_name, b->node_name) && !strcmp(a->node_short, b->node_short)
            && !strcmp(a->tailnet, b->tailnet) && same_strings(a->tags, b->tags)

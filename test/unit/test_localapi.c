@@ -268,6 +268,8 @@ static void test_identity_user(void)
              && tsl_identity_has_group(id, "eng@example.com")
              && !tsl_identity_has_group(id, "group:Eng") && !tsl_identity_has_group(id, "group:"),
              "UserProfile.Groups parsed, exact names");
+    TU_STR(id->groups_json, "[\"eng@example.com\",\"group:eng\"]", "groups as JSON, made at parse");
+    TU_STR(id->tags_json, "[]", "no tags: an empty JSON array");
     TU_CHECK(id->addresses->nelts == 2
              && strcmp(APR_ARRAY_IDX(id->addresses, 1, const char *), "fd7a:115c:a1e0::e901:6667/128") == 0,
              "node addresses");
@@ -338,6 +340,8 @@ static void test_identity_user(void)
             TU_CHECK(strcmp(cp2->node_name, "laptop.tail1234.ts.net") == 0
                      && tsl_identity_has_cap(cp2, "example.com/cap/web", "role", "admin")
                      && cp2->groups->nelts == 2 && tsl_identity_has_group(cp2, "group:eng")
+                     && strcmp(cp2->groups_json, id->groups_json) == 0
+                     && cp2->groups_json != id->groups_json
                      && strcmp(tsl_identity_caps_filtered(p2, cp2, names),
                                "{\"a.example/cap/null\":null,\"tailscale.com/cap/webui\":[\"plain\",3]}") == 0,
                      "copy survives its source pool");
@@ -360,6 +364,7 @@ static void test_identity_others(void)
     if (id) {
         TU_CHECK(id->is_tagged && id->tags->nelts == 2 && tsl_identity_has_tag(id, "tag:prod")
                  && !tsl_identity_has_tag(id, "tag:other"), "tagged node tags");
+        TU_STR(id->tags_json, "[\"tag:ci\",\"tag:prod\"]", "tags as JSON, made at parse");
         TU_STR(id->login_name, TSL_TAGGED_LOGIN, "tagged login is tagged-devices");
         TU_STR(id->profile_pic_url, "", "absent picture is empty");
         TU_CHECK(id->capmap_json == NULL && id->caps->nelts == 0, "CapMap null: no caps");
@@ -368,6 +373,15 @@ static void test_identity_others(void)
         TU_CHECK(!id->is_shared_in, "tagged not shared");
         TU_CHECK(id->groups->nelts == 0 && !tsl_identity_has_group(id, "group:eng"),
                  "absent Groups: none");
+    }
+    TU_CHECK(parse_id("{\"Node\":{\"Name\":\"a.b.\",\"Tags\":[\"tag:x\\n\",\"tag:y\"]},"
+                      "\"UserProfile\":{\"LoginName\":\"a@b\",\"Groups\":[\"g\\r\",\"h\"]}}",
+                      &id, &r) == TSL_OK, "whois with control characters in lists parses");
+    if (id) {
+        TU_CHECK(tsl_identity_clean(id) == (TSL_FIELD_TAGS | TSL_FIELD_GROUPS),
+                 "clean drops list elements with control characters");
+        TU_STR(id->tags_json, "[\"tag:y\"]", "tags JSON follows the cleaned list");
+        TU_STR(id->groups_json, "[\"h\"]", "groups JSON follows the cleaned list");
     }
     TU_CHECK(parse_id(SHARED_JSON, &id, &r) == TSL_OK, "whois shared-in parses");
     if (id) {
