@@ -66,3 +66,14 @@ const char *tsl_json_strings(apr_pool_t *p, const char *what, json_t *obj,
     }
     return NULL;
 }
+
+json_t *tsl_json_string_array(const apr_array_header_t *list)
+{
+    json_t *arr = json_array();
+    int i;
+
+    for (i = 0; list && i < list->nelts; i++) {
+        json_array_append_new(arr, json_string(APR_ARRAY_IDX(list, i, const char *)));
+    }
+    return arr;
+}

@@ -1,6 +1,6 @@
-/* Reading tailscaled's JSON answers with jansson: loading and typed member
- * access with error texts that name the answer and the member
- * ("whois answer: Node.Tags is not an array").  Internal to localapi/. */
+/* tailscaled's JSON answers with jansson: loading and typed member access
+ * with error texts that name the answer and the member ("whois answer:
+ * Node.Tags is not an array"), and string lists back into JSON. */
 #ifndef TSL_JSON_H
 #define TSL_JSON_H
 
@@ -24,5 +24,9 @@ const char *tsl_json_string(apr_pool_t *p, const char *what, json_t *obj,
 const char *tsl_json_strings(apr_pool_t *p, const char *what, json_t *obj,
                              const char *prefix, const char *key,
                              apr_array_header_t **out);
+
+/* A new JSON array of the strings in list (NULL: empty); the caller owns
+ * the reference. The inverse of tsl_json_strings(). */
+json_t *tsl_json_string_array(const apr_array_header_t *list);
 
 #endif

@@ -13,6 +13,7 @@
 #include <cjose/jws.h>
 
 #include "tsl_identity.h"
+#include "tsl_json.h"
 #include "azt_config.h"
 #include "azt_keys.h"
 #include "azt_assertion.h"
@@ -160,17 +161,6 @@ static void put_nonempty(json_t *claims, const char *name, const char *v, int *o
     }
 }
 
-static json_t *string_list(const apr_array_header_t *a)
-{
-    json_t *list = json_array();
-    int i;
-
-    for (i = 0; a && i < a->nelts; i++) {
-        json_array_append_new(list, json_string(APR_ARRAY_IDX(a, i, const char *)));
-    }
-    return list;
-}
-
 /* The claims, in tsidp's names where it has them, from exactly what
  * key_of() covers. sub never names two principals: users and tagged nodes
  * are numbered apart and prefixed apart. */
@@ -203,12 +193,12 @@ static json_t *claims_of(apr_pool_t *p, const claim_inputs *in, apr_int64_t iat,
     put(c, "node", json_string(id->node_name), &ok);
     put(c, "nid", json_integer(id->node_id), &ok);
     put_nonempty(c, "tailnet", id->tailnet, &ok);
-    put(c, "addresses", string_list(id->addresses), &ok);
+    put(c, "addresses", tsl_json_string_array(id->addresses), &ok);
     if (id->tags->nelts) {
-        put(c, "tags", string_list(id->tags), &ok);
+        put(c, "tags", tsl_json_string_array(id->tags), &ok);
     }
     if (id->groups->nelts) {
-        put(c, "groups", string_list(id->groups), &ok);
+        put(c, "groups", tsl_json_string_array(id->groups), &ok);
     }
     if (in->caps) {
         put(c, "caps", json_loads(in->caps, 0, NULL), &ok);

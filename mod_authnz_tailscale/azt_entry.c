@@ -19,6 +19,7 @@
 #include <jansson.h>
 #include <apr_strings.h>
 
+#include "tsl_json.h"
 #include "azt_entry.h"
 
 #define HEAD 28
@@ -86,17 +87,6 @@ static const unsigned char *encode(apr_pool_t *p, const char *key, char kind,
     return b;
 }
 
-static json_t *strings(const apr_array_header_t *a)
-{
-    json_t *arr = json_array();
-    int i;
-
-    for (i = 0; a && i < a->nelts; i++) {
-        json_array_append_new(arr, json_string(APR_ARRAY_IDX(a, i, const char *)));
-    }
-    return arr;
-}
-
 /* The identity as the whois answer that parses back into it; CapMap is
  * spliced in as the text tailscaled sent (compacted), so that numbers keep
  * their spelling (1.10 stays 1.10 in exported capabilities). */
@@ -123,9 +113,9 @@ static const char *identity_json(apr_pool_t *p, const tsl_identity *id)
         json_decref(up);
         return NULL;
     }
-    json_object_set_new(node, "Tags", strings(id->tags));
-    json_object_set_new(node, "Addresses", strings(id->addresses));
-    json_object_set_new(up, "Groups", strings(id->groups));
+    json_object_set_new(node, "Tags", tsl_json_string_array(id->tags));
+    json_object_set_new(node, "Addresses", tsl_json_string_array(id->addresses));
+    json_object_set_new(up, "Groups", tsl_json_string_array(id->groups));
     root = json_object();
     json_object_set_new(root, "Node", node);
     json_object_set_new(root, "UserProfile", up);
