@@ -91,7 +91,6 @@ def make_world_readable_dir(path):
     return path
 
 
-
 def alive(pid):
     """True while pid exists and is not a zombie.  A daemonized httpd's
     parent is reaped by PID 1, which on some machines (a VM's minimal init)

@@ -15,8 +15,6 @@ import urllib.request
 
 from cryptography import x509
 
-from lib.httpd import alive  # noqa: F401  (the tests import it from here)
-
 DOMAIN = "web1.tail1234.ts.net"
 STATUS_PATH = "/md-tailscale-status"
 

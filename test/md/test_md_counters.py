@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from lib.httpd import alive
+
 from .conftest import tailnet
-from .mdhelp import DOMAIN, FAST, alive, domain_status, md_config, md_httpd, wait_for
+from .mdhelp import DOMAIN, FAST, domain_status, md_config, md_httpd, wait_for
 
 # 80 s certificates with a 60 s renew window: a renewal is due 20 s after
 # issuance (vetoed until the test lets it through), expiry is far enough

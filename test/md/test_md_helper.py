@@ -7,7 +7,9 @@ import subprocess
 
 import pytest
 
-from .mdhelp import (alive, domain_status, helper_pid, md_config, md_httpd, wait_for,
+from lib.httpd import alive
+
+from .mdhelp import (domain_status, helper_pid, md_config, md_httpd, wait_for,
                      wait_real_cert)
 
 

@@ -9,15 +9,16 @@ it stops, so it may not signal the root-owned helper any more) and
 
 import os
 import re
-import time
 import signal
 import subprocess
+import time
 
 import pytest
 
 from lib import rawhttp
+from lib.httpd import alive
 
-from .mdhelp import (alive, cert_requests, helper_pid, md_config, md_httpd, wait_for,
+from .mdhelp import (cert_requests, helper_pid, md_config, md_httpd, wait_for,
                      wait_real_cert)
 
 # the "helper stopped" line is an info line
@@ -37,11 +38,10 @@ def serving(h):
 def connections_of(pid):
     """TCP connections (not listeners) that process pid holds open."""
     try:
-        inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1]
-                  for fd in os.listdir(f"/proc/{pid}/fd")
-                  if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")}
+        links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
     except OSError:
         return set()
+    inodes = {link[8:-1] for link in links if link.startswith("socket:[")}
     open_ = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as f:
@@ -56,7 +56,8 @@ def idle(proc):
     """Wait until httpd -X holds no client connection.  The event MPM's
     ungraceful stop closes the sockets its workers still hold, and a
     connection that a worker is closing at that instant is freed under it
-    (httpd segfaults in close_worker_sockets: seen on Debian 12 and 13).
+    (httpd segfaulted in close_worker_sockets: apr_os_sock_get on a freed
+    socket, in the kernel log for a failing run on Debian 13).
     That race is httpd's; these tests are about what our module does at
     the stop, so they signal an httpd with no connection in flight."""
     wait_for(lambda: not connections_of(proc.pid), timeout=20,

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from lib.httpd import alive
+
 from .conftest import tailnet
-from .mdhelp import (DOMAIN, FAST, alive, cert_requests, domain_status, helper_pid,
-                     md_config, md_httpd, tls_get, wait_for, wait_real_cert)
+from .mdhelp import (DOMAIN, FAST, cert_requests, domain_status, helper_pid, md_config,
+                     md_httpd, tls_get, wait_for, wait_real_cert)
 
 # 40 s certificates, renewed once 30 s are left: a new one every ~10 s.
 SHORT = tailnet(certs={"lifetime": 40, "issue_delay": 0.2})
